@@ -48,6 +48,8 @@ def load_csv(path: str | os.PathLike) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{source}: not a readable CSV file ({exc})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
+    if raw.empty:
+        raise DataError(f"{source}: no rows")
     time_col = next((c for c in TIME_COLUMNS if c in raw.columns), None)
     if time_col is None:
         raise DataError(f"{source}: no time column; expected one of {list(TIME_COLUMNS)}, "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["OHLCV_COLUMNS", "DataError", "GapReport", "find_gaps", "validate_ohlcv"]
+__all__ = ["OHLCV_COLUMNS", "DataError", "GapReport", "find_gaps", "resample_ohlcv", "validate_ohlcv"]
 
 log = logging.getLogger(__name__)
 
@@ -108,4 +108,21 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "data", row_offset: int = 1,
     out.attrs["gaps"] = gaps
     if gaps.count:
         log.warning("%s: %s", source, gaps)
+    return out
+
+
+def resample_ohlcv(df: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
+    """Aggregate bars to a coarser bar length (open first, high max, low min, close last, volume sum).
+
+    Bins are labelled by their start, as exchanges label candles; empty bins (gaps) are dropped.
+    """
+    native = pd.Timedelta(np.median(np.diff(df.index.asi8)), unit=df.index.unit) if len(df) > 1 else step
+    if step < native:
+        raise DataError(f"cannot resample {native} bars to the finer timeframe {step}")
+    if step == native:
+        return df
+    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    out = df[list(OHLCV_COLUMNS)].resample(step, label="left", closed="left").agg(agg)
+    out = out.dropna(subset=["open"])
+    out.attrs["gaps"] = find_gaps(out.index, step)
     return out
