@@ -1,0 +1,80 @@
+"""``write_report``: the tearsheet, the summary figures and the plot of a finished backtest."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from .metrics import daily_returns, performance, periods_per_year
+from .plot import write_plot
+from .tearsheet import write_tearsheet
+
+__all__ = ["SUMMARY_KEYS", "summarize", "write_report"]
+
+SUMMARY_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
+                "n_trades", "win_rate", "exposure", "bars", "start", "end", "runtime_s", "benchmark")
+
+
+class Result(Protocol):
+    """What a report reads of a backtest (``strategies.BacktestResult`` has it)."""
+
+    values: pd.Series       # broker value at each bar's close, UTC index
+    benchmark: pd.Series    # buy-and-hold value of the same bars
+    trades: pd.DataFrame    # closed trades, with a ``pnlcomm`` column
+    runtime_s: float
+    exposure: float
+    cerebro: Any
+
+
+def summarize(result: Result, initial: float) -> dict[str, Any]:
+    """The figures of ``summary.json`` (performance of the strategy and, under ``benchmark``, of buy-and-hold)."""
+    periods = periods_per_year(result.values.index)
+    trades = result.trades
+    n_trades = int(len(trades))
+    summary: dict[str, Any] = performance(result.values, initial, periods)
+    summary.update({
+        "n_trades": n_trades,
+        "win_rate": float((trades["pnlcomm"] > 0).mean()) if n_trades else 0.0,
+        "exposure": float(result.exposure),
+        "bars": int(len(result.values)),
+        "start": result.values.index[0].isoformat(),
+        "end": result.values.index[-1].isoformat(),
+        "runtime_s": float(result.runtime_s),
+        "periods_per_year": periods,
+        "benchmark": performance(result.benchmark, initial, periods),
+    })
+    return summary
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(result: Result, out_dir: str | os.PathLike, *, initial: float, title: str = "btdensity backtest",
+                 plot: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``tearsheet.html``, ``summary.json`` and (unless ``plot=False``) ``plot.png`` into ``out_dir``.
+
+    ``initial`` is the starting cash; ``extra`` figures are merged into the summary.
+    Returns the paths written, by name.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(result, initial)
+    if extra:
+        summary.update(extra)
+    paths = {"summary": out / "summary.json", "tearsheet": out / "tearsheet.html"}
+    bad = [k for k, v in summary.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"summary figures are not finite: {bad}")
+    _atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    write_tearsheet(paths["tearsheet"], daily_returns(result.values, initial),
+                    daily_returns(result.benchmark, initial), summary["periods_per_year"], title)
+    if plot:
+        paths["plot"] = write_plot(result.cerebro, out / "plot.png")
+    return paths
