@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Run one backtest and write its report: ``python run_backtest.py`` (the sample market, default strategy).
+
+See ``python run_backtest.py --help`` for the options; README.md describes the outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+import feeds
+from feeds.source import load_source
+from reports import write_report
+from strategies import STRATEGIES, BacktestConfig, backtest, indicator_lines
+
+DEFAULT_STRATEGY = "sma_cross"
+
+
+class UserError(Exception):
+    """A mistake in the command line or the data: reported in one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise UserError(message)
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"--param takes NAME=VALUE, got {text!r}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key, value
+
+
+def _fraction(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not 0 <= value < 0.1:
+            raise argparse.ArgumentTypeError(f"{name} is a fraction (0.001 = 0.1 %) in [0, 0.1), got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="run_backtest.py", description=__doc__.splitlines()[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default="sample", help="'sample' (the synthetic market) or a path to a CSV file")
+    p.add_argument("--timeframe", default=None, help="bar length, e.g. 15m, 1h, 4h, 1d (CSV data is resampled)")
+    p.add_argument("--since", default=None, help="first instant of data to use (ISO 8601, UTC)")
+    p.add_argument("--until", default=None, help="last instant of data the run sees (ISO 8601, UTC)")
+    p.add_argument("--bars", type=int, default=None, help="bars of the sample market (default: one hourly year)")
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"one of: {', '.join(sorted(STRATEGIES))}")
+    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="a strategy parameter (repeatable), e.g. --param fast=10")
+    p.add_argument("--cash", type=float, default=10_000.0, help="starting cash")
+    p.add_argument("--commission", type=_fraction("--commission"), default=0.00055,
+                   help="fee as a fraction of traded value")
+    p.add_argument("--slippage", type=_fraction("--slippage"), default=0.0,
+                   help="slippage as a fraction of price, against the trader")
+    p.add_argument("--out", default="out", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample market and of the models")
+    p.add_argument("--export-lines", default=None, metavar="PATH.csv",
+                   help="write every indicator line of the strategy, per bar, to this CSV")
+    p.add_argument("--bar-by-bar", action="store_true", help="run backtrader bar by bar (runonce=False)")
+    p.add_argument("--no-plot", action="store_true", help="do not write plot.png")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors; no progress bars")
+    return p
+
+
+def _table(summary: dict[str, Any]) -> str:
+    bench = summary["benchmark"]
+    rows = [("final value", "final_value", "{:,.2f}"), ("total return", "total_return", "{:+.2%}"),
+            ("CAGR", "cagr", "{:+.2%}"), ("Sharpe", "sharpe", "{:.2f}"), ("Sortino", "sortino", "{:.2f}"),
+            ("max drawdown", "max_drawdown", "{:.2%}"), ("Calmar", "calmar", "{:.2f}")]
+    lines = [f"{'':14s}{'strategy':>14s}{'buy & hold':>14s}"]
+    for label, key, fmt in rows:
+        lines.append(f"{label:14s}{fmt.format(summary[key]):>14s}{fmt.format(bench[key]):>14s}")
+    lines.append(f"{'trades':14s}{summary['n_trades']:>14d}   win rate {summary['win_rate']:.0%}, "
+                 f"exposure {summary['exposure']:.0%}")
+    lines.append(f"{'bars':14s}{summary['bars']:>14d}   {summary['start'][:16]} .. {summary['end'][:16]}, "
+                 f"backtest {summary['runtime_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the data, run the backtest, write the report; return the summary."""
+    import json
+
+    if args.bars is not None and args.bars < 2:
+        raise UserError(f"--bars must be at least 2, got {args.bars}")
+    df = load_source(args.data, timeframe=args.timeframe, since=args.since, until=args.until,
+                     seed=args.seed, bars=args.bars)
+    config = BacktestConfig(strategy=args.strategy, params=dict(args.param), cash=args.cash,
+                            commission=args.commission, slippage=args.slippage, runonce=not args.bar_by_bar)
+    result = backtest(df, config)
+    if args.export_lines:
+        path = os.path.abspath(args.export_lines)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lines = indicator_lines(result.strategy)
+        lines.index = lines.index.strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.to_csv(path + ".tmp", float_format="%.10g")
+        os.replace(path + ".tmp", path)
+    title = f"{args.strategy} on {os.path.basename(args.data)}"
+    paths = write_report(result, args.out, initial=args.cash, title=title, plot=not args.no_plot)
+    with open(paths["summary"], encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.quiet:
+            logging.getLogger().setLevel(logging.ERROR)
+        summary = run(args)
+    except (UserError, ValueError, OSError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"run_backtest.py: error: {message}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(_table(summary))
+        print(f"report: {os.path.join(args.out, 'tearsheet.html')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
