@@ -1,0 +1,10 @@
+"""Test-wide settings: one torch / BLAS thread (2-core machines collapse when both are busy), headless plots."""
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
