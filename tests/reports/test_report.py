@@ -1,0 +1,75 @@
+"""write_report: the tearsheet holds QuantStats' metrics and charts; summary figures match hand computation."""
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feeds import synthetic_market
+from reports import SUMMARY_KEYS, daily_returns, performance, periods_per_year, write_report
+from strategies import BacktestConfig, backtest
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    res = backtest(synthetic_market(24 * 60, seed=2), BacktestConfig("sma_cross"))
+    paths = write_report(res, out, initial=10_000.0, title="unit test")
+    return res, paths, json.loads(paths["summary"].read_text())
+
+
+def test_files_written(report):
+    _, paths, _ = report
+    for name in ("tearsheet", "summary", "plot"):
+        assert paths[name].exists() and paths[name].stat().st_size > 500
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tearsheet_has_metrics_table_charts_and_benchmark(report):
+    _, paths, summary = report
+    html = paths["tearsheet"].read_text()
+    assert "Key Performance Metrics" in html and "Sharpe" in html and "Max Drawdown" in html
+    assert html.count("<svg") >= 8                        # the charts, inline
+    assert "Buy &amp; hold" in html or "Buy & hold" in html
+    assert not re.search(r'(src|href)="https?://[^"]*\.(ico|js|css|png)', html)  # nothing to fetch
+    assert f"{summary['sharpe']:.2f}" in html              # the summary's Sharpe is the tearsheet's
+
+
+def test_summary_keys_finite_and_consistent(report):
+    res, _, summary = report
+    assert set(SUMMARY_KEYS) <= set(summary)
+    for key in SUMMARY_KEYS:
+        if key in ("start", "end"):
+            assert pd.Timestamp(summary[key]).tz is not None
+        elif key == "benchmark":
+            assert all(np.isfinite(v) for v in summary[key].values())
+        else:
+            assert np.isfinite(summary[key]), key
+    assert summary["bars"] == 24 * 60
+    assert summary["final_value"] == pytest.approx(res.values.iloc[-1])
+    assert summary["benchmark"]["total_return"] == pytest.approx(res.benchmark.iloc[-1] / 10_000 - 1)
+    assert summary["n_trades"] == len(res.trades) > 0
+    assert summary["win_rate"] == pytest.approx((res.trades["pnlcomm"] > 0).mean())
+
+
+def test_daily_returns_compound_intraday_returns():
+    idx = pd.date_range("2024-01-06", periods=48, freq="1h", tz="UTC")   # a Saturday and a Sunday
+    values = pd.Series(100.0 * 1.01 ** np.arange(1, 49), index=idx)
+    daily = daily_returns(values, 100.0)
+    np.testing.assert_allclose(daily.to_numpy(), [1.01 ** 24 - 1, 1.01 ** 24 - 1])
+    assert periods_per_year(idx) == 365
+    assert periods_per_year(pd.date_range("2024-01-01", periods=5, freq="B", tz="UTC")) == 252
+
+
+def test_performance_against_hand_computation():
+    idx = pd.date_range("2024-01-01", periods=4, freq="1D", tz="UTC")
+    values = pd.Series([110.0, 99.0, 108.9, 119.79], index=idx)     # +10 %, -10 %, +10 %, +10 %
+    perf = performance(values, 100.0, 365)
+    r = np.array([0.1, -0.1, 0.1, 0.1])
+    assert perf["total_return"] == pytest.approx(0.1979)
+    assert perf["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(365))
+    assert perf["max_drawdown"] == pytest.approx(-0.1)
+    assert perf["cagr"] == pytest.approx(1.1979 ** (365 / 4) - 1)
+    flat = performance(pd.Series(100.0, index=idx), 100.0, 365)
+    assert flat["sharpe"] == 0.0 and flat["max_drawdown"] == 0.0 and flat["calmar"] == 0.0
