@@ -1,0 +1,160 @@
+"""fetch_bybit with the real ccxt client against the local fake Bybit (fixtures in conftest.py):
+exact pages, closed candles only, every injected fault survived, clear errors."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from feeds import DataError, FetchError, fetch_bybit
+from feeds.bybit import BYBIT_URL_ENV, bybit_exchange, infer_category
+
+HOUR = 3_600_000
+T0 = 1_704_067_200_000  # 2024-01-01T00:00Z; the fake's clock is T0 + 6000 h + 17 min
+
+
+def _kline(server) -> int:
+    return server.fake.count("/v5/market/kline")
+
+
+def test_5000_bars_exact_and_complete_in_five_requests(bybit_server, make_exchange, fast_retry):
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 4999 * HOUR, exchange=make_exchange(),
+                     retry=fast_retry, progress=False)
+    pd.testing.assert_frame_equal(df, bybit_server.fake.expected("BTCUSDT", HOUR, T0, T0 + 4999 * HOUR))
+    assert len(df) == 5000 and df.attrs["gaps"].count == 0
+    assert _kline(bybit_server) == 5  # 5000 bars / 1000 per page
+    instruments = [q for p, q in bybit_server.fake.requests if p.endswith("instruments-info")]
+    assert [q["category"] for q in instruments] == ["linear", "linear"]  # listed + pre-launch, one category
+    assert {p for p, _ in bybit_server.fake.requests} == {
+        "/v5/market/instruments-info", "/v5/market/time", "/v5/market/kline"}
+
+
+def test_keeps_closed_candles_only(bybit_server, make_exchange, fast_retry):
+    now = bybit_server.fake.now
+    df = fetch_bybit("ETH/USDT:USDT", "1h", now - 30 * HOUR, exchange=make_exchange(), retry=fast_retry,
+                     progress=False)
+    last_closed = now - now % HOUR - HOUR  # the candle opened at now - now % HOUR is in progress
+    assert df.index[-1] == pd.Timestamp(last_closed, unit="ms", tz="UTC")
+    pd.testing.assert_frame_equal(df, bybit_server.fake.expected("ETHUSDT", HOUR, now - 30 * HOUR, now))
+    # the server did serve the in-progress candle
+    served = bybit_server.fake.kline({"interval": "60", "symbol": "ETHUSDT", "category": "linear",
+                                      "start": str(now - 2 * HOUR), "end": str(now)})["list"]
+    assert int(served[0][0]) == now - now % HOUR
+
+
+@pytest.mark.parametrize("category,symbol,symbol_id", [("spot", "BTC/USDT", "BTCUSDT"),
+                                                       ("inverse", "BTC/USD:BTC", "BTCUSD")])
+def test_other_categories_load_only_their_markets(bybit_server, make_exchange, fast_retry, category,
+                                                  symbol, symbol_id):
+    assert infer_category(symbol) == category
+    df = fetch_bybit(symbol, "15m", T0, T0 + 99 * 900_000, exchange=make_exchange(category),
+                     retry=fast_retry, progress=False)
+    truth = bybit_server.fake.expected(symbol_id, 900_000, T0, T0 + 99 * 900_000)
+    cols = ["open", "high", "low", "close"] if category == "inverse" else list(truth.columns)
+    pd.testing.assert_frame_equal(df[cols], truth[cols])  # (inverse volume is in the base coin)
+    assert {q["category"] for p, q in bybit_server.fake.requests if p.endswith("instruments-info")} == {category}
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "502", "503", "timeout", "reset", "malformed", "badnumber",
+                                   "retcode:10006", "retcode:10018"])
+def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, fast_retry, fault):
+    fake = bybit_server.fake
+    fake.inject("ok")  # first page fine, the second fails twice
+    fake.inject(fault, times=2)
+    fake.inject(fault, path="/v5/market/time")
+    fake.inject(fault, path="/v5/market/instruments-info")
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 2499 * HOUR, exchange=make_exchange(), retry=fast_retry,
+                     progress=False)
+    pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 2499 * HOUR))
+    assert _kline(bybit_server) == 3 + 2
+    assert not fake.faults
+
+
+def test_duplicate_and_out_of_order_candles(bybit_server, make_exchange, fast_retry):
+    bybit_server.fake.duplicates = bybit_server.fake.shuffle = True
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 2499 * HOUR, exchange=make_exchange(), retry=fast_retry,
+                     progress=False)
+    pd.testing.assert_frame_equal(df, bybit_server.fake.expected("BTCUSDT", HOUR, T0, T0 + 2499 * HOUR))
+
+
+def test_persistent_fault_raises_clearly_and_keeps_a_valid_resumable_cache(bybit_server, make_exchange,
+                                                                           fast_retry, tmp_path):
+    fake = bybit_server.fake
+    fake.inject("ok", times=2)
+    fake.inject("503", times=100)
+    with pytest.raises(FetchError, match=r"kline BTC/USDT:USDT 1h .* still failing after 4 attempts") as err:
+        fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 4999 * HOUR, cache_dir=tmp_path, exchange=make_exchange(),
+                    retry=fast_retry, progress=False)
+    assert err.value.transient
+    assert _kline(bybit_server) == 2 + 4
+    fake.clear_faults()
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 4999 * HOUR, cache_dir=tmp_path, exchange=make_exchange(),
+                     retry=fast_retry, progress=False)
+    pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 4999 * HOUR))
+    assert _kline(bybit_server) == 6 + 3  # resumed: only the three pages not yet cached
+
+
+def test_rejected_request_is_not_retried(bybit_server, make_exchange, fast_retry):
+    bybit_server.fake.inject("retcode:10001")
+    with pytest.raises(FetchError, match="rejected the request") as err:
+        fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 99 * HOUR, exchange=make_exchange(), retry=fast_retry,
+                    progress=False)
+    assert not err.value.transient and _kline(bybit_server) == 1
+
+
+def test_unknown_symbol_names_the_closest(bybit_server, make_exchange, fast_retry):
+    with pytest.raises(ValueError, match=r"unknown bybit linear symbol 'BTC/USDC:USDT'.*BTC/USDT:USDT"):
+        fetch_bybit("BTC/USDC:USDT", "1h", T0, exchange=make_exchange(), retry=fast_retry)
+    with pytest.raises(ValueError, match=r"'ETHUSDT' is the exchange's id of 'ETH/USDT:USDT'"):
+        fetch_bybit("ETHUSDT", "1h", T0, category="linear", exchange=make_exchange(), retry=fast_retry)
+    with pytest.raises(ValueError, match="not a ccxt symbol"):
+        fetch_bybit("ETHUSDT", "1h", T0, exchange=make_exchange(), retry=fast_retry)
+    assert _kline(bybit_server) == 0
+
+
+def test_unsupported_timeframe_lists_the_supported(bybit_server, make_exchange):
+    with pytest.raises(ValueError, match=r"timeframe '2d' is not supported by bybit; use one of 1m, 3m, .*1h.*1w$"):
+        fetch_bybit("BTC/USDT:USDT", "2d", T0, exchange=make_exchange())
+    assert bybit_server.fake.requests == []  # checked before any request
+
+
+def test_gaps_are_reported_and_not_refetched(bybit_server, make_exchange, fast_retry, tmp_path):
+    fake = bybit_server.fake
+    fake.missing = {T0 + 100 * HOUR, T0 + 101 * HOUR, T0 + 700 * HOUR}
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 999 * HOUR, cache_dir=tmp_path, exchange=make_exchange(),
+                     retry=fast_retry, progress=False)
+    assert len(df) == 997
+    assert (df.attrs["gaps"].count, df.attrs["gaps"].missing_bars) == (2, 3)
+    pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 999 * HOUR))
+    again = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 999 * HOUR, cache_dir=tmp_path, exchange=make_exchange(),
+                        retry=fast_retry, progress=False)
+    pd.testing.assert_frame_equal(again, df)
+    assert _kline(bybit_server) == 1
+
+
+def test_before_listing_and_empty_ranges(bybit_server, make_exchange, fast_retry):
+    fake = bybit_server.fake
+    fake.listed = T0 + 50 * HOUR
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 99 * HOUR, exchange=make_exchange(), retry=fast_retry,
+                     progress=False)
+    assert df.index[0] == pd.Timestamp(T0 + 50 * HOUR, unit="ms", tz="UTC") and len(df) == 50
+    with pytest.raises(DataError, match="no closed candles"):
+        fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 10 * HOUR, exchange=make_exchange(), retry=fast_retry)
+    with pytest.raises(ValueError, match="before since"):
+        fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 - HOUR, exchange=make_exchange())
+
+
+def test_requests_go_through_the_rate_limiter(bybit_server, make_exchange, fast_retry):
+    exchange = make_exchange()
+    assert exchange.enableRateLimit
+    costs, throttle = [], exchange.throttle
+    exchange.throttle = lambda cost=None: (costs.append(cost), throttle(cost))
+    fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 1999 * HOUR, exchange=exchange, retry=fast_retry, progress=False)
+    assert len(costs) == len(bybit_server.fake.requests) == 2 + 1 + 2
+    assert all(c >= 1 for c in costs)  # Bybit's per-endpoint costs
+
+
+def test_base_url_from_environment(bybit_server, monkeypatch):
+    monkeypatch.setenv(BYBIT_URL_ENV, bybit_server.url)
+    exchange = bybit_exchange("linear")
+    assert set(exchange.urls["api"].values()) == {bybit_server.url}
+    assert exchange.fetch_time() == bybit_server.fake.now
