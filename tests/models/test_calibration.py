@@ -1,0 +1,105 @@
+"""Calibration utilities against analytic truths: exact distributions, closed forms, numerical integrals."""
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from models.calibration import (calibration_error, central_quantile, crps, fit_variance_scale,
+                                interval_coverage, predictive_nll)
+
+LEVELS = (0.5, 0.8, 0.95)
+
+
+def _t_draws(rng, n, df, std):
+    """Student-t draws scaled so that their standard deviation is ``std``."""
+    return rng.standard_t(df, size=n) * std * np.sqrt((df - 2) / df)
+
+
+@pytest.mark.parametrize("df", [None, 4.0])
+def test_coverage_of_exact_forecasts_is_nominal(df):
+    rng = np.random.default_rng(0)
+    n = 200_000
+    mean = rng.normal(size=n)
+    std = rng.uniform(0.5, 2.0, size=n)
+    noise = rng.normal(size=n) * std if df is None else _t_draws(rng, n, df, std)
+    cov = interval_coverage(mean + noise, mean, std, LEVELS, df=df)
+    for level in LEVELS:
+        assert abs(cov[level] - level) < 0.005
+
+
+def test_coverage_detects_wrong_tails():
+    """Heavy-tailed truth judged as Gaussian with the right variance: the 95 % interval over-covers."""
+    rng = np.random.default_rng(1)
+    y = _t_draws(rng, 200_000, 3.0, 1.0)
+    zeros, ones = np.zeros_like(y), np.ones_like(y)
+    truth = stats.t.cdf(1.959964 * np.sqrt(3.0), 3.0) * 2 - 1  # P(|T3| / sqrt(3) <= 1.96)
+    assert abs(interval_coverage(y, zeros, ones, [0.95])[0.95] - truth) < 0.002
+    assert truth > 0.955
+
+
+def test_central_quantile_matches_distributions():
+    assert central_quantile(0.9) == pytest.approx(stats.norm.ppf(0.95))
+    df = 5.0
+    assert central_quantile(0.9, df) == pytest.approx(stats.t.ppf(0.95, df) * np.sqrt(3 / 5))
+
+
+@pytest.mark.parametrize("df", [None, 3.5, 8.0])
+@pytest.mark.parametrize("y", [-2.3, 0.1, 1.7])
+def test_crps_matches_numerical_integral(df, y):
+    mean, std = 0.4, 1.3
+    if df is None:
+        dist = stats.norm(mean, std)
+    else:
+        dist = stats.t(df, mean, std * np.sqrt((df - 2) / df))
+    left = integrate.quad(lambda x: dist.cdf(x) ** 2, -np.inf, y, limit=200)[0]
+    right = integrate.quad(lambda x: (1 - dist.cdf(x)) ** 2, y, np.inf, limit=200)[0]
+    assert crps([y], [mean], [std], df=df) == pytest.approx(left + right, rel=1e-6)
+
+
+def test_calibration_error_zero_when_calibrated_and_analytic_when_not():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=400_000)
+    zeros, ones = np.zeros_like(z), np.ones_like(z)
+    assert calibration_error(z, zeros, ones) < 2e-5
+    # std reported twice too large: P(PIT <= p) = Phi(2 Phi^-1(p))
+    p = np.arange(1, 20) / 20
+    truth = np.mean((p - stats.norm.cdf(2 * stats.norm.ppf(p))) ** 2)
+    assert calibration_error(z, zeros, 2 * ones) == pytest.approx(truth, abs=2e-4)
+
+
+def test_predictive_nll_matches_gaussian_entropy():
+    rng = np.random.default_rng(3)
+    std = rng.uniform(0.2, 3.0, size=300_000)
+    y = rng.normal(size=std.size) * std
+    truth = np.mean(0.5 * np.log(2 * np.pi * np.e * std ** 2))
+    assert predictive_nll(y, np.zeros_like(y), std) == pytest.approx(truth, abs=0.01)
+
+
+def test_variance_scale_gaussian_optimum_is_mean_squared_z():
+    rng = np.random.default_rng(4)
+    y, mean, std = rng.normal(size=5000), rng.normal(size=5000), rng.uniform(0.5, 2, 5000)
+    assert fit_variance_scale(y, mean, std) == pytest.approx(np.mean(((y - mean) / std) ** 2), rel=1e-5)
+
+
+def test_variance_scale_recovers_misspecified_t_spread():
+    rng = np.random.default_rng(5)
+    df, n = 5.0, 100_000
+    std = rng.uniform(0.5, 2.0, size=n)
+    y = _t_draws(rng, n, df, 1.5 * std)  # the forecast's std is 1.5 times too small
+    c = fit_variance_scale(y, np.zeros(n), std, df=df)
+    assert c == pytest.approx(1.5 ** 2, rel=0.03)
+    cov = interval_coverage(y, np.zeros(n), std * np.sqrt(c), LEVELS, df=df)
+    assert all(abs(cov[lv] - lv) < 0.01 for lv in LEVELS)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: crps([1.0, 2.0], [0.0], [1.0, 1.0]), "same shape"),
+    (lambda: crps([1.0], [0.0], [0.0]), "std must be positive"),
+    (lambda: crps([np.nan], [0.0], [1.0]), "y contains NaN"),
+    (lambda: interval_coverage([1.0], [0.0], [1.0], df=2.0), "df must be"),
+    (lambda: central_quantile(1.0), "level must be in"),
+    (lambda: calibration_error([1.0], [0.0], [1.0], n_levels=0), "n_levels"),
+    (lambda: predictive_nll([], [], []), "y is empty"),
+])
+def test_bad_inputs_raise(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
