@@ -6,5 +6,18 @@ from .ohlcv import OHLCV_COLUMNS, DataError, GapReport, find_gaps, validate_ohlc
 from .synthetic import REGIMES, synthetic_market
 from .timeframes import parse_timeframe
 
-__all__ = ["DataError", "DataFrameFeed", "GapReport", "OHLCV_COLUMNS", "REGIMES", "find_gaps",
-           "load_csv", "parse_timeframe", "synthetic_market", "validate_ohlcv"]
+__all__ = ["BybitLiveFeed", "DataError", "DataFrameFeed", "FetchError", "GapReport", "OHLCV_COLUMNS",
+           "REGIMES", "RetryPolicy", "fetch_bybit", "fetch_funding_rates", "find_gaps", "load_csv",
+           "parse_timeframe", "synthetic_market", "validate_ohlcv"]
+
+# The Bybit names import ccxt (about a second): load them on first use only.
+_LAZY = {"fetch_bybit": ".bybit", "fetch_funding_rates": ".funding", "BybitLiveFeed": ".live",
+         "FetchError": ".retry", "RetryPolicy": ".retry"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

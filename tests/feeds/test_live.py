@@ -1,0 +1,109 @@
+"""BybitLiveFeed in cerebro against the fake Bybit (conftest.py), whose clock the feed's injected
+``sleep`` advances: backfill, then each newly closed bar exactly once, through transient errors,
+with paper trading on backtrader's broker."""
+from __future__ import annotations
+
+import feeds  # noqa: F401  (backtrader compatibility first)
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+import pytest
+
+from feeds import BybitLiveFeed
+
+HOUR = 3_600_000
+
+
+class Recorder(bt.Strategy):
+    """Records every bar and data status; buys once on the first live bar."""
+
+    def __init__(self) -> None:
+        self.bars, self.statuses, self.fills, self.live_bars = [], [], [], []
+        self.order = None
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.statuses.append(data._getstatusname(status))
+
+    def notify_order(self, order) -> None:
+        if order.status == order.Completed:
+            self.fills.append((bt.num2date(order.executed.dt), order.executed.price, order.executed.size))
+
+    def next(self) -> None:
+        d = self.data
+        ts = round(pd.Timestamp(d.datetime.datetime(0), tz="UTC").value / 1e9) * 1000  # to the second
+        self.bars.append([ts, d.open[0], d.high[0], d.low[0], d.close[0], d.volume[0]])
+        if self.statuses and self.statuses[-1] == "LIVE":
+            self.live_bars.append(ts)
+            if self.order is None:
+                self.order = self.buy(size=0.5)
+
+
+def _run(server, exchange, retry, on_sleep, backfill=24, live_bars=10):
+    fake = server.fake
+    start = fake.now
+    last_closed = start - start % HOUR - HOUR
+    until = last_closed + live_bars * HOUR
+    sleeps = []
+
+    def sleep(seconds: float) -> None:  # the exchange's clock moves on while the feed waits
+        sleeps.append(seconds)
+        fake.now += 20 * 60_000
+        on_sleep(len(sleeps))
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(BybitLiveFeed(dataname="BTC/USDT:USDT", interval="1h", backfill=backfill, exchange=exchange,
+                                  retry=retry, poll_interval=30.0, sleep=sleep,
+                                  until=np.datetime64(until, "ms").astype(object)))
+    cerebro.addstrategy(Recorder)
+    cerebro.broker.setcash(1e6)
+    strat = cerebro.run()[0]
+    truth = fake.expected("BTCUSDT", HOUR, last_closed - (backfill - 1) * HOUR, until)
+    return strat, truth, sleeps, last_closed
+
+
+def test_each_bar_once_through_faults_with_paper_fills(bybit_server, make_exchange, fast_retry):
+    fake = bybit_server.fake
+
+    def faults(n: int) -> None:
+        if n == 2:  # survived by retries within one poll
+            fake.inject("503", times=2)
+            fake.inject("timeout", path="/v5/market/time")
+        if n == 7:  # outlasts the retry budget: the feed reports CONNBROKEN and polls again
+            fake.inject("malformed", times=fast_retry.attempts)
+        if n == 12:
+            fake.inject("reset", path="/v5/market/time", times=fast_retry.attempts)
+        if n == 16:
+            fake.duplicates = fake.shuffle = True
+
+    strat, truth, sleeps, last_closed = _run(bybit_server, make_exchange(), fast_retry, faults)
+    got = np.array(strat.bars)
+    expected = np.column_stack([truth.index.as_unit("ms").asi8, truth.to_numpy()])
+    np.testing.assert_array_equal(got, expected)  # every closed bar, once, in order, exact values
+    assert len(got) == 24 + 10
+    assert strat.live_bars == [last_closed + k * HOUR for k in range(1, 11)]
+    assert strat.statuses[:2] == ["DELAYED", "LIVE"]
+    assert strat.statuses.count("CONNBROKEN") == 2 and strat.statuses[-1] == "LIVE"
+    # paper trading: the order placed on the first live bar fills at the next bar's open
+    assert len(strat.fills) == 1
+    fill_dt, price, size = strat.fills[0]
+    assert size == 0.5 and price == truth["open"].iloc[24 + 1]
+    assert all(s == 30.0 for s in sleeps) and len(sleeps) >= 3 * 10  # three polls per hour of clock
+
+
+def test_rejected_request_stops_the_feed(bybit_server, make_exchange, fast_retry):
+    from feeds import FetchError
+
+    def reject(n: int) -> None:
+        if n == 2:
+            bybit_server.fake.inject("retcode:10001", times=1)
+
+    with pytest.raises(FetchError, match="rejected"):
+        _run(bybit_server, make_exchange(), fast_retry, reject, backfill=3, live_bars=3)
+
+
+def test_no_backfill_starts_with_the_next_closed_bar(bybit_server, make_exchange, fast_retry):
+    strat, truth, _, last_closed = _run(bybit_server, make_exchange(), fast_retry, lambda n: None,
+                                        backfill=0, live_bars=3)
+    np.testing.assert_array_equal(np.array(strat.bars)[:, 0], [last_closed + k * HOUR for k in (1, 2, 3)])
+    assert strat.statuses[0] == "LIVE"
