@@ -55,7 +55,15 @@ def _fraction(name: str):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="run_backtest.py", description=__doc__.splitlines()[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default="sample", help="'sample' (the synthetic market) or a path to a CSV file")
+    p.add_argument("--data", default="sample",
+                   help="'sample' (the synthetic market), a path to a CSV file, or bybit:SYMBOL (e.g. "
+                        "bybit:BTC/USDT:USDT; API base URL from $BTDENSITY_BYBIT_URL when set)")
+    p.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "btdensity"),
+                   help="Parquet cache of downloaded Bybit bars")
+    p.add_argument("--live", action="store_true",
+                   help="paper-trade on live bybit:SYMBOL bars with backtrader's broker until --until or Ctrl-C")
+    p.add_argument("--backfill", type=int, default=500, help="--live: closed bars loaded before going live")
+    p.add_argument("--poll-interval", type=float, default=5.0, help="--live: seconds between polls")
     p.add_argument("--timeframe", default=None, help="bar length, e.g. 15m, 1h, 4h, 1d (CSV data is resampled)")
     p.add_argument("--since", default=None, help="first instant of data to use (ISO 8601, UTC)")
     p.add_argument("--until", default=None, help="last instant of data the run sees (ISO 8601, UTC)")
@@ -100,7 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bars is not None and args.bars < 2:
         raise UserError(f"--bars must be at least 2, got {args.bars}")
     df = load_source(args.data, timeframe=args.timeframe, since=args.since, until=args.until,
-                     seed=args.seed, bars=args.bars)
+                     seed=args.seed, bars=args.bars, cache_dir=args.cache_dir, progress=not args.quiet)
     config = BacktestConfig(strategy=args.strategy, params=dict(args.param), cash=args.cash,
                             commission=args.commission, slippage=args.slippage, runonce=not args.bar_by_bar)
     result = backtest(df, config)
@@ -117,12 +125,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return json.load(fh)
 
 
+def run_live(args: argparse.Namespace) -> dict[str, Any]:
+    """Paper-trade ``args.strategy`` on live Bybit bars (backfill first) with backtrader's broker.
+
+    Runs until ``--until`` or Ctrl-C; returns the broker's final value and the bars seen. The
+    strategy sees the backfilled bars too (warm-up); they arrive with the data status DELAYED.
+    """
+    import backtrader as bt
+    from strategies import FractionalCommission, get_strategy
+
+    if not args.data.startswith("bybit:"):
+        raise UserError("--live needs --data bybit:SYMBOL, e.g. --data bybit:BTC/USDT:USDT")
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(feeds.BybitLiveFeed(dataname=args.data[len("bybit:"):], interval=args.timeframe or "1h",
+                                        backfill=args.backfill, cache_dir=args.cache_dir,
+                                        poll_interval=args.poll_interval, until=args.until), name="data")
+    cerebro.addstrategy(get_strategy(args.strategy), **dict(args.param))
+    cerebro.broker.setcash(args.cash)
+    cerebro.broker.addcommissioninfo(FractionalCommission(commission=args.commission))
+    if args.slippage:
+        cerebro.broker.set_slippage_perc(args.slippage)
+    try:
+        cerebro.run()
+    except KeyboardInterrupt:
+        print("run_backtest.py: stopped by the user", file=sys.stderr)
+    data = cerebro.datas[0]
+    return {"final_value": cerebro.broker.getvalue(), "bars": len(data),
+            "last_bar": data.datetime.datetime(0).isoformat() if len(data) else None}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args = build_parser().parse_args(argv)
         if args.quiet:
             logging.getLogger().setLevel(logging.ERROR)
+        if args.live:
+            live = run_live(args)
+            if not args.quiet:
+                print(f"paper trading: final value {live['final_value']:,.2f} after {live['bars']} bars "
+                      f"(last {live['last_bar']})")
+            return 0
         summary = run(args)
     except (UserError, ValueError, OSError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -28,9 +28,12 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class FetchError(RuntimeError):
+class FetchError(OSError):
     """A request that failed for good: rejected by the exchange (``transient`` false), or failing
-    transiently past the retry budget (``transient`` true: trying again later may succeed)."""
+    transiently past the retry budget (``transient`` true: trying again later may succeed).
+
+    An ``OSError`` (input/output that failed), so command-line tools report it in one line.
+    """
 
     def __init__(self, message: str, transient: bool = False) -> None:
         super().__init__(message)

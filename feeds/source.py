@@ -1,4 +1,5 @@
-"""``load_source``: turn a ``--data`` spec (``sample`` or a CSV path) into an OHLCV frame for a time span."""
+"""``load_source``: turn a ``--data`` spec (``sample``, a CSV path or ``bybit:SYMBOL``) into an OHLCV frame
+for a time span."""
 from __future__ import annotations
 
 import pandas as pd
@@ -27,12 +28,15 @@ def to_utc(when: str | pd.Timestamp | None, name: str) -> pd.Timestamp | None:
 
 
 def load_source(spec: str, *, timeframe: str | None = None, since: str | None = None,
-                until: str | None = None, seed: int = 0, bars: int | None = None) -> pd.DataFrame:
+                until: str | None = None, seed: int = 0, bars: int | None = None,
+                cache_dir: str | None = None, progress: bool = True) -> pd.DataFrame:
     """Load the bars a backtest runs on.
 
     ``spec`` is ``"sample"`` (the synthetic market of ``bars`` bars, default one hourly year, at
-    ``timeframe``) or a CSV path (resampled to ``timeframe`` when one is given). Only bars with
-    ``since <= time <= until`` are kept: a run with ``until`` sees no data after that instant.
+    ``timeframe``), a CSV path (resampled to ``timeframe`` when one is given) or ``bybit:SYMBOL``
+    (closed Bybit candles from ``since`` through :func:`feeds.fetch_bybit`, cached in ``cache_dir``,
+    a progress bar unless ``progress`` is false). Only bars with ``since <= time <= until`` are
+    kept: a run with ``until`` sees no data after that instant.
     """
     start, end = to_utc(since, "since"), to_utc(until, "until")
     if start is not None and end is not None and end < start:
@@ -43,8 +47,16 @@ def load_source(spec: str, *, timeframe: str | None = None, since: str | None = 
         df = load_csv(spec)
         if timeframe:
             df = resample_ohlcv(df, parse_timeframe(timeframe))
+    elif spec.startswith("bybit:"):
+        from .bybit import fetch_bybit  # imports ccxt: only when used
+
+        if since is None:
+            raise ValueError("--data bybit:SYMBOL needs --since, the first bar to download (e.g. 2024-01-01)")
+        df = fetch_bybit(spec[len("bybit:"):], timeframe or "1h", start, end, cache_dir=cache_dir,
+                         progress=progress)
     else:
-        raise ValueError(f"--data {spec!r} is not understood; use 'sample' or a path to a .csv file")
+        raise ValueError(f"--data {spec!r} is not understood; use 'sample', a path to a .csv file or "
+                         "bybit:SYMBOL (e.g. bybit:BTC/USDT:USDT)")
     df = df.loc[start:end] if (start is not None or end is not None) else df
     if len(df) < 2:
         raise DataError(f"{spec}: fewer than 2 bars between {since or 'the start'} and {until or 'the end'}")

@@ -80,12 +80,13 @@ class FakeBybit:
     in random order. ``inject(kind, path, times)`` queues faults: ``"429"``, ``"500"``, ``"502"``,
     ``"503"``, ``"timeout"`` (reply after ``timeout_sleep`` s), ``"reset"`` (close the connection),
     ``"malformed"`` (truncated JSON), ``"badnumber"`` (a non-numeric field), ``"retcode:N"``, and
-    ``"ok"`` (a normal reply: queue ``"ok"`` first to let some requests through). ``funding_ms``:
+    ``"ok"`` (a normal reply: queue ``"ok"`` first to let some requests through). ``clock_speed``:
+    let the clock run (simulated seconds per wall second) for tests of real-time loops. ``funding_ms``:
     spacing of funding settlements (the instruments still announce 8 h).
     """
 
     def __init__(self, now: int, listed: int = T0 - 400 * 24 * HOUR) -> None:
-        self.now = now
+        self._now, self._wall, self.clock_speed = now, time.monotonic(), 0.0
         self.listed = listed
         self.missing: set[int] = set()
         self.duplicates = False
@@ -96,6 +97,15 @@ class FakeBybit:
         self.faults: deque[tuple[str, str]] = deque()
         self.lock = threading.Lock()
         self.rng = random.Random(7)
+
+    @property
+    def now(self) -> int:
+        """The server clock; with ``clock_speed`` > 0 it also runs that many times faster than the wall clock."""
+        return self._now + int((time.monotonic() - self._wall) * self.clock_speed * 1000)
+
+    @now.setter
+    def now(self, value: int) -> None:
+        self._now, self._wall = int(value), time.monotonic()
 
     def inject(self, kind: str, path: str = "/v5/market/kline", times: int = 1) -> None:
         with self.lock:

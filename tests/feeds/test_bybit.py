@@ -2,6 +2,8 @@
 exact pages, closed candles only, every injected fault survived, clear errors."""
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import pytest
 
@@ -158,3 +160,40 @@ def test_base_url_from_environment(bybit_server, monkeypatch):
     exchange = bybit_exchange("linear")
     assert set(exchange.urls["api"].values()) == {bybit_server.url}
     assert exchange.fetch_time() == bybit_server.fake.now
+
+
+def test_command_line_backtest_and_paper_trading_against_the_local_server(bybit_server, monkeypatch, tmp_path,
+                                                                         capsys, request):
+    import json
+
+    import run_backtest
+
+    monkeypatch.setenv(BYBIT_URL_ENV, bybit_server.url)
+    root = logging.getLogger()
+    request.addfinalizer(lambda level=root.level: root.setLevel(level))  # main() --quiet changes it globally
+    fake = bybit_server.fake
+    common = ["--data", "bybit:BTC/USDT:USDT", "--timeframe", "1h", "--cache-dir", str(tmp_path / "cache"),
+              "--quiet", "--no-plot"]
+    assert run_backtest.main(common + ["--since", "2024-01-01", "--until", "2024-03-01T23:00",
+                                       "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    truth = fake.expected("BTCUSDT", HOUR, T0, T0 + (31 + 29 + 1) * 24 * HOUR - HOUR)
+    assert summary["bars"] == len(truth) == 61 * 24
+    assert summary["benchmark"]["total_return"] == pytest.approx(truth["close"].iloc[-1] / truth["close"].iloc[0] - 1)
+    assert fake.count("kline") == 2
+
+    # --live: the server clock runs at 2 simulated hours per second; two live bars, then --until stops
+    fake.now = fake.now - fake.now % HOUR + 59 * 60_000
+    until = pd.Timestamp(fake.now - 59 * 60_000 + HOUR, unit="ms", tz="UTC")  # opens 1 min from now
+    fake.clock_speed = 7200.0
+    capsys.readouterr()
+    assert run_backtest.main([a for a in common if a != "--quiet"] + [
+        "--live", "--backfill", "50", "--poll-interval", "0.05", "--until", until.isoformat()]) == 0
+    out = capsys.readouterr().out
+    # 50 backfilled bars up to the clock at the start, then every bar through the one opening at --until
+    backfill = [q for p, q in fake.requests if p.endswith("kline")][2]
+    cursor = int(backfill["end"]) + 1
+    assert int(backfill["start"]) <= cursor - 50 * HOUR
+    live = (until.value // 1_000_000 - (cursor + -cursor % HOUR)) // HOUR + 1
+    assert live in (1, 2)
+    assert f"after {50 + live} bars (last {until.tz_localize(None).isoformat()})" in out

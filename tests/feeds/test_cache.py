@@ -2,6 +2,7 @@
 incremental and resumed downloads through fetch_bybit (fake Bybit from conftest.py)."""
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -94,6 +95,7 @@ def _wrong_columns(path):
 
 @pytest.mark.parametrize("damage", [_truncate, _flip_data_byte, _rows_outside_coverage, _wrong_columns])
 def test_damaged_file_is_detected_and_set_aside(tmp_path, damage, caplog):
+    caplog.set_level(logging.WARNING, logger="feeds.cache")
     path = tmp_path / "x.parquet"
     SeriesCache(path, COLS).save(_frame(300), Coverage().add(T0, T0 + 300 * HOUR))
     damage(path)
