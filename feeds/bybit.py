@@ -25,8 +25,9 @@ from .cache import SeriesCache, SeriesStore, cache_path
 from .ohlcv import OHLCV_COLUMNS, DataError, validate_ohlcv
 from .retry import RetryPolicy, call_with_retry
 
-__all__ = ["BYBIT_URL_ENV", "CATEGORIES", "CandleSource", "bybit_exchange", "fetch_bybit",
-           "format_ms", "infer_category", "open_market", "request", "server_time", "timeframe_ms", "to_ms"]
+__all__ = ["BYBIT_URL_ENV", "CATEGORIES", "CandleSource", "bybit_exchange", "candles_to_frame", "fetch_bybit",
+           "format_ms", "infer_category", "ohlcv_frame", "open_market", "request", "server_time",
+           "timeframe_ms", "to_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,13 @@ MAX_LIMIT = 1000
 _PROGRESS_PAGES = 3
 
 
-def infer_category(symbol: str) -> str:
-    """Bybit category of a ccxt symbol: ``BTC/USDT`` spot, ``BTC/USDT:USDT`` linear, ``BTC/USD:BTC`` inverse."""
+def infer_category(symbol: str, category: str | None = None) -> str:
+    """Bybit category of a ccxt symbol: ``BTC/USDT`` spot, ``BTC/USDT:USDT`` linear, ``BTC/USD:BTC``
+    inverse; a given ``category`` is checked instead."""
+    if category is not None:
+        if category not in CATEGORIES:
+            raise ValueError(f"category {category!r} is not supported; use one of {list(CATEGORIES)}")
+        return category
     if "/" not in symbol:
         raise ValueError(f"symbol {symbol!r} is not a ccxt symbol; use BASE/QUOTE (spot, e.g. 'BTC/USDT') "
                          "or BASE/QUOTE:SETTLE (perpetual, e.g. 'BTC/USDT:USDT')")
@@ -101,7 +107,7 @@ class CandleSource:
     def open(cls, symbol: str, timeframe: str, category: str | None = None,
              exchange: ccxt.Exchange | None = None, retry: RetryPolicy | None = None) -> "CandleSource":
         """Check ``timeframe`` and ``symbol`` against the exchange (a clear ValueError when unknown)."""
-        category = category or infer_category(symbol)
+        category = infer_category(symbol, category)
         exchange = exchange if exchange is not None else bybit_exchange(category)
         retry = retry or RetryPolicy()
         step_ms = timeframe_ms(exchange, timeframe)
@@ -258,7 +264,7 @@ def fetch_bybit(symbol: str, timeframe: str, since: object, until: object = None
     OHLCV columns, ``attrs["gaps"]``). Raises ValueError for an unknown symbol or timeframe and
     :class:`feeds.FetchError` when the exchange rejects a request or stays unreachable.
     """
-    category = category or infer_category(symbol)
+    category = infer_category(symbol, category)
     exchange = exchange if exchange is not None else bybit_exchange(category)
     step_ms = timeframe_ms(exchange, timeframe)
     lo = to_ms(since, "since")
