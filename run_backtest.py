@@ -156,6 +156,15 @@ def run_live(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    level = root.level
+    try:
+        return _main(argv)
+    finally:
+        root.setLevel(level)  # --quiet must not silence the rest of a process that called main()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.quiet:
