@@ -92,6 +92,23 @@ def test_dsm_score_has_the_right_sign_and_scale():
     np.testing.assert_allclose(-fd, model.score(grid)[:, 0], atol=0.05)
 
 
+def test_dsm_learns_a_non_gaussian_score():
+    """The Gaussian base term starts at N(0, 1)'s answer; a bimodal density's score must be learned.
+
+    Truth: the score of ½N(−2, ½²) + ½N(2, ½²) smoothed by DSM's noise (σ = 0.2 standardised units).
+    """
+    rng = np.random.default_rng(3)
+    x = (np.where(rng.random(2000) < 0.5, -2.0, 2.0) + 0.5 * rng.normal(size=2000))[:, None]
+    model = EnergyModel(1, hidden=(32, 32), seed=0).fit(x, epochs=40, batch_size=128)
+    var = 0.25 + (0.2 * model.scaler.scale[0]) ** 2
+    g = np.linspace(-3.0, 3.0, 61)
+    w_left, w_right = np.exp(-(g + 2) ** 2 / (2 * var)), np.exp(-(g - 2) ** 2 / (2 * var))
+    true = -(w_left * (g + 2) + w_right * (g - 2)) / (w_left + w_right) / var
+    learned = model.score(g[:, None])[:, 0]
+    assert np.corrcoef(learned, true)[0, 1] > 0.9
+    assert np.sqrt(np.mean((learned - true) ** 2)) < 0.4 * np.sqrt(np.mean(true ** 2))
+
+
 def test_energy_flags_market_anomalies():
     df = synthetic_market(5000, seed=4, anomaly_rate=0.01)
     feats = bar_features(df)
