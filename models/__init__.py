@@ -1,8 +1,12 @@
 """Pure PyTorch / Pyro models of market features: numpy arrays in, numpy arrays out."""
 from .base import BaseModel, Standardizer
+from .bnn import BayesianNN, Prediction
+from .calibration import (calibration_error, crps, fit_variance_scale, interval_coverage,
+                          predictive_nll)
 from .ebm import EnergyModel
 from .jem import JointEnergyClassifier, expected_calibration_error
 from .rbm import GaussianRBM
 
 __all__ = ["BaseModel", "Standardizer", "EnergyModel", "JointEnergyClassifier", "GaussianRBM",
-           "expected_calibration_error"]
+           "expected_calibration_error", "BayesianNN", "Prediction", "calibration_error", "crps",
+           "fit_variance_scale", "interval_coverage", "predictive_nll"]

@@ -45,7 +45,6 @@ from pyro.infer.autoguide import (AutoLaplaceApproximation, AutoLowRankMultivari
                                   AutoMultivariateNormal, AutoNormal)
 from pyro.infer.autoguide.initialization import init_to_sample
 from pyro.nn import PyroModule, PyroSample
-from pyro.ops.hessian import hessian
 from torch import nn
 
 from .base import BaseModel, EarlyStopping, Standardizer, check_array, check_target
@@ -143,6 +142,15 @@ class _DrawBank(nn.Module):
     def draws(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         return ([getattr(self, f"weight_{i}") for i in range(self.n_layers)],
                 [getattr(self, f"bias_{i}") for i in range(self.n_layers)])
+
+
+def _hessian(loss: torch.Tensor, x: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+    """Hessian of a scalar ``loss`` w.r.t. the vector ``x``: batched Hessian-vector products, ``chunk`` rows at once."""
+    (grad,) = torch.autograd.grad(loss, x, create_graph=True)
+    eye = torch.eye(x.numel(), dtype=x.dtype, device=x.device)
+    rows = [torch.autograd.grad(grad, x, grad_outputs=eye[i:i + chunk], retain_graph=True,
+                                is_grads_batched=True)[0] for i in range(0, x.numel(), chunk)]
+    return torch.cat(rows)
 
 
 @contextlib.contextmanager
@@ -387,8 +395,8 @@ class BayesianNN(BaseModel):
         sites = [site for site in model_trace.nodes.values() if site["type"] == "sample"]
         nll = -sum(site["log_prob_sum"] for site in sites if site["is_observed"])
         neg_log_prior = -sum(site["log_prob_sum"] for site in sites if not site["is_observed"])
-        h_lik = hessian(nll, guide.loc).double()
-        h_prior = hessian(neg_log_prior, guide.loc).double()
+        h_lik = _hessian(nll, guide.loc).double()
+        h_prior = _hessian(neg_log_prior, guide.loc).double()
         eigval, eigvec = torch.linalg.eigh(0.5 * (h_lik + h_lik.T))
         h_lik = (eigvec * eigval.clamp(min=0.0)) @ eigvec.T
         best_nll, best = math.inf, None
