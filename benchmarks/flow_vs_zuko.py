@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy.stats import multivariate_normal
 
-from models.realnvp import RealNVP
+from models import RealNVP
 from models.base import Standardizer
 
 WEIGHTS = np.array([0.5, 0.3, 0.2])

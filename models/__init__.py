@@ -6,7 +6,9 @@ from .calibration import (calibration_error, crps, fit_variance_scale, interval_
 from .ebm import EnergyModel
 from .jem import JointEnergyClassifier, expected_calibration_error
 from .rbm import GaussianRBM
+from .realnvp import RealNVP
+from .score import ScoreModel
 
 __all__ = ["BaseModel", "Standardizer", "EnergyModel", "JointEnergyClassifier", "GaussianRBM",
            "expected_calibration_error", "BayesianNN", "Prediction", "calibration_error", "crps",
-           "fit_variance_scale", "interval_coverage", "predictive_nll"]
+           "fit_variance_scale", "interval_coverage", "predictive_nll", "RealNVP", "ScoreModel"]
