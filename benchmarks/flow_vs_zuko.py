@@ -6,7 +6,7 @@ same conditioner width (two hidden layers), AdamW with the same lr / weight deca
 batch size / number of epochs, and both keep the weights of their best validation epoch. The script
 prints held-out NLL per dimension (raw space) of each flow and of the true density, and training time.
 zuko is a dev-only dependency: ``pip install -c constraints.txt zuko``.
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/flow_vs_zuko.py [--epochs 40] [--transforms 8] [--hidden 64]``.
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/flow_vs_zuko.py [--epochs 60] [--transforms 8] [--hidden 64]``.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def fit_zuko(Z: np.ndarray, Z_val: np.ndarray, args: argparse.Namespace) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=10_000)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--transforms", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=256)

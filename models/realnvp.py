@@ -3,8 +3,8 @@
 The flow maps standardised inputs through ``n_layers`` steps of (ActNorm → affine coupling) to a
 standard normal. Coupling masks come in complementary pairs: even/odd features for the first pair,
 the even/odd positions of a fixed random permutation for each further pair, so that in three or more
-dimensions every pair of features eventually conditions each other. ``log_prob`` is exact in the raw input space: it adds
-the log-Jacobian of the standardisation to the flow's change of variables.
+dimensions every pair of features eventually conditions each other. ``log_prob`` is exact in the raw
+input space: it adds the log-Jacobian of the standardisation to the flow's change of variables.
 """
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 
 A residual MLP ``s(x, σ)`` conditioned on an embedding of ``log σ`` estimates ``∇ₓ log p_σ(x)``, the
 score of the data blurred by Gaussian noise of scale ``σ``, for every ``σ`` in ``[sigma_min, sigma_max]``
-(standardised units). It is trained by denoising score matching with the ``σ²`` weighting (or,
-optionally, sliced score matching on the noisy data), with ``σ`` drawn log-uniformly per row.
+(standardised units). It is trained by denoising score matching with the ``σ²`` weighting and
+antithetic noise pairs (or, optionally, sliced score matching on the noisy data); half of each batch
+is at ``sigma_min`` (where ``score``, ``log_prob`` and ``denoise`` are evaluated), the other half at
+``σ`` drawn log-uniformly. Validation scores every held-out row at every annealing level.
 
 ``score(X)`` is the score at ``sigma_min`` in the raw input space (chain rule through the
 standardisation); ``sample`` runs annealed Langevin dynamics over ``n_noise_levels`` geometric levels
@@ -75,7 +77,8 @@ class _ScoreNet(nn.Module):
 
 
 class ScoreModel(BaseModel):
-    """Noise-conditional score network with annealed Langevin sampling and a path-integral log density.
+    """Noise-conditional score network with annealed Langevin sampling, Tweedie denoising and a log density
+    integrated along the noise scale.
 
     ``sigma_min`` / ``sigma_max`` are in standardised units (the model standardises its inputs);
     ``sigma_max`` should exceed the distance between the modes of the standardised data.
@@ -163,10 +166,10 @@ class ScoreModel(BaseModel):
     def _log_prob_z(self, z: torch.Tensor) -> torch.Tensor:
         """``log p_σmin(z)`` by integrating ``∂_σ log p_σ = σ(∇·s_σ + ‖s_σ‖²)`` (heat equation) over σ.
 
-        ``log p_σmin(z) = log p_σmax(z) − ∫ σ²(∇·s_σ(z) + ‖s_σ(z)‖²) d log σ``, with ``p_σmax`` taken as
-        ``N(0, (1 + σ_max²) I)`` (standardised data blurred far beyond its spread) and Gauss–Legendre
-        nodes in ``log σ``. The path stays at ``z``, where the score was trained, never crossing
-        low-density gaps. The divergence is exact: one backward pass per feature.
+        ``log p_σmin(z) = log p_σmax(z) − ∫ σ²(∇·s_σ(z) + ‖s_σ(z)‖²) d log σ``, with ``p_σmax``
+        taken as ``N(0, (1 + σ_max²) I)`` (standardised data blurred far beyond its spread) and
+        Gauss–Legendre nodes in ``log σ``. The path stays at ``z``, where the score was trained,
+        never crossing low-density gaps. The divergence is exact: one backward pass per feature.
         """
         h = self.hyper
         nodes, weights = np.polynomial.legendre.leggauss(h["path_nodes"])
