@@ -1,0 +1,146 @@
+"""``market_features``: causal features of OHLCV bars, vectorised with numpy.
+
+The value at bar ``t`` uses bars ``<= t`` only and is NaN until its lookback is full. Every feature is
+computed over fixed sliding windows (no cumulative sums, no exponential memory), so a feature of bar
+``t`` is the same number whether it is computed on the whole history or on the last ``lookback(spec)``
+bars: what makes the batched and the bar-by-bar paths of the indicators agree.
+
+Features (windows in bars):
+
+===============  ==============================================================================
+``ret_1``        log return of the last bar
+``ret_z``        ``ret_1`` divided by the realised volatility of the 24 bars before it
+``ret_4``        log return over 4 bars
+``ret_24``       log return over 24 bars
+``vol_24``       realised volatility: standard deviation of the last 24 one-bar log returns
+``vol_ratio``    log of the 6-bar over the 48-bar realised volatility (short / long)
+``volume_z``     z-score of log volume against the 48 bars before it
+``range_z``      log(high / low) of the bar over the realised volatility of the 24 bars before it
+``range_pos``    position of the close in the 24-bar high-low range (0 = at the low, 1 = at the high)
+``rsi_14``       RSI-like ratio: gains over absolute changes of the last 14 closes, in [0, 1]
+===============  ==============================================================================
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "lookback", "market_features"]
+
+
+def _rolling(x: np.ndarray, window: int, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``fn`` over each trailing window of ``window`` values, aligned to the window's last bar (NaN before)."""
+    out = np.full(x.shape[0], np.nan)
+    if x.shape[0] >= window:
+        out[window - 1:] = fn(sliding_window_view(x, window))
+    return out
+
+
+def _std(w: np.ndarray) -> np.ndarray:
+    return w.std(axis=-1, ddof=1)
+
+
+def _lag(x: np.ndarray, k: int) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    if k < x.shape[0]:
+        out[k:] = x[:-k] if k else x
+    return out
+
+
+def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a / b
+    out[~np.isfinite(out)] = np.nan
+    out[np.isnan(a) | np.isnan(b)] = np.nan
+    return out
+
+
+def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
+    logc = np.log(c)
+    r1 = np.r_[np.nan, np.diff(logc)]
+    vol24 = lambda: _rolling(r1, 24, _std)                       # noqa: E731
+    prev_vol24 = lambda: _lag(vol24(), 1)                        # noqa: E731
+    logv = np.log1p(v)
+
+    def volume_z() -> np.ndarray:
+        mean = _lag(_rolling(logv, 48, lambda w: w.mean(axis=-1)), 1)
+        std = _lag(_rolling(logv, 48, _std), 1)
+        return _safe_div(logv - mean, std)
+
+    def range_pos() -> np.ndarray:
+        hi = _rolling(h, 24, lambda w: w.max(axis=-1))
+        lo = _rolling(l, 24, lambda w: w.min(axis=-1))
+        return _safe_div(c - lo, hi - lo)
+
+    def rsi() -> np.ndarray:
+        d = np.r_[np.nan, np.diff(c)]
+        gains = _rolling(np.maximum(d, 0.0), 14, lambda w: w.sum(axis=-1))
+        moves = _rolling(np.abs(d), 14, lambda w: w.sum(axis=-1))
+        out = _safe_div(gains, moves)
+        out[(moves == 0) & np.isfinite(moves)] = 0.5
+        return out
+
+    # name -> (lookback in bars: the feature of bar t needs bars t - lookback .. t, computation)
+    return {
+        "ret_1": (1, lambda: r1),
+        "ret_z": (25, lambda: _safe_div(r1, prev_vol24())),
+        "ret_4": (4, lambda: logc - _lag(logc, 4)),
+        "ret_24": (24, lambda: logc - _lag(logc, 24)),
+        "vol_24": (24, vol24),
+        "vol_ratio": (48, lambda: np.log(_safe_div(_rolling(r1, 6, _std), _rolling(r1, 48, _std)))),
+        "volume_z": (48, volume_z),
+        "range_z": (25, lambda: _safe_div(np.log(h / l), prev_vol24())),
+        "range_pos": (23, range_pos),
+        "rsi_14": (14, rsi),
+    }
+
+
+ALL_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z",
+                                 "range_z", "range_pos", "rsi_14")
+DEFAULT_FEATURES: tuple[str, ...] = ("ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z", "range_z",
+                                     "range_pos")
+
+_LOOKBACK = {name: lb for name, (lb, _) in _features(*(np.ones(1),) * 5).items()}
+
+
+def _check_spec(spec: Sequence[str]) -> tuple[str, ...]:
+    spec = tuple(spec)
+    unknown = [s for s in spec if s not in _LOOKBACK]
+    if unknown or not spec:
+        raise ValueError(f"unknown feature(s) {unknown}; choose from {list(ALL_FEATURES)}")
+    if len(set(spec)) != len(spec):
+        raise ValueError(f"features must not repeat; got {list(spec)}")
+    return spec
+
+
+def lookback(spec: Sequence[str] = DEFAULT_FEATURES) -> int:
+    """Bars before ``t`` that the features of bar ``t`` read: the first ``lookback`` rows are NaN.
+
+    >>> lookback(("ret_1", "ret_4"))
+    4
+    """
+    return max(_LOOKBACK[s] for s in _check_spec(spec))
+
+
+def market_features(open: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                    volume: np.ndarray, spec: Sequence[str] = DEFAULT_FEATURES) -> np.ndarray:
+    """Causal features of bars, an array of shape ``(n_bars, len(spec))`` in the order of ``spec``.
+
+    >>> import numpy as np
+    >>> c = np.array([100.0, 101.0, 99.0, 100.0, 102.0])
+    >>> X = market_features(c, c * 1.01, c * 0.99, c, np.ones(5), spec=("ret_1", "ret_4"))
+    >>> np.round(X[:, 1], 4).tolist()
+    [nan, nan, nan, nan, 0.0198]
+    """
+    spec = _check_spec(spec)
+    arrays = [np.asarray(a, dtype=np.float64) for a in (open, high, low, close, volume)]
+    n = arrays[0].shape[0]
+    if any(a.ndim != 1 or a.shape[0] != n for a in arrays):
+        raise ValueError("open, high, low, close and volume must be 1-D arrays of the same length; got shapes "
+                         f"{[a.shape for a in arrays]}")
+    if n and (np.nanmin(arrays[3]) <= 0 or np.nanmin(arrays[2]) <= 0):
+        raise ValueError("prices must be positive to take log returns")
+    table = _features(*arrays)
+    return np.column_stack([table[name][1]() for name in spec]) if n else np.empty((0, len(spec)))
