@@ -1,0 +1,218 @@
+"""``WalkForwardIndicator``: the backtrader side of the walk-forward contract (see ``walkforward.py``).
+
+Subclasses name their lines and implement four hooks: ``make_model(n_features)``, ``fit_model(model,
+X, y, X_val, y_val)``, ``calibrate(model, X_val, y_val) -> state`` and ``evaluate(model, state, X) ->
+(n, n_lines) array``. This class computes causal features, schedules fits, caches models, and fills
+the lines:
+
+- ``once()`` (runonce): one batched ``evaluate`` per training window over all the bars it serves;
+- ``next()`` (bar by bar, live, replay): fits from the buffered history when a new window starts, then
+  evaluates the current bar from its trailing ``lookback`` bars.
+
+Both paths evaluate the same models on the same feature values, so their lines agree.
+"""
+from __future__ import annotations
+
+import json
+from array import array
+from pathlib import Path
+from typing import Any
+
+import feeds.btcompat  # noqa: F401
+
+import backtrader as bt
+import numpy as np
+
+from .features import DEFAULT_FEATURES, lookback, market_features
+from .walkforward import FitCache, WalkForwardSpec, default_cache_dir, forward_log_returns, spec_config
+
+__all__ = ["WalkForwardIndicator"]
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+#: rows per batched evaluation (see ``_evaluate_blocks``)
+EVAL_BLOCK = 256
+
+
+class WalkForwardIndicator(bt.Indicator):
+    """Base of the model indicators: walk-forward fits on causal features, batched and incremental."""
+
+    params = (
+        ("features", DEFAULT_FEATURES),
+        ("train_bars", 2000),
+        ("retrain_every", 500),
+        ("embargo", 0),
+        ("expanding", False),
+        ("horizon", 0),
+        ("val_fraction", 0.2),
+        ("seed", 0),
+        ("cache_dir", "default"),   # a folder, None for no disk cache, "default" for default_cache_dir()
+        ("model_kwargs", None),
+        ("fit_kwargs", None),
+        ("quiet", True),
+    )
+    plotinfo = dict(subplot=True)
+
+    #: whether rows need labels (forward returns over ``horizon`` bars); sets the minimum horizon to 1
+    uses_labels = False
+    #: model settings of this indicator unless model_kwargs / fit_kwargs override them
+    default_model_kwargs: dict[str, Any] = {}
+    default_fit_kwargs: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ hooks
+    def make_model(self, n_features: int) -> Any:
+        raise NotImplementedError
+
+    def model_class(self) -> type:
+        raise NotImplementedError
+
+    def fit_model(self, model: Any, X: np.ndarray, y: np.ndarray | None, X_val: np.ndarray,
+                  y_val: np.ndarray | None) -> None:
+        model.fit(X, X_val=X_val, **self.fit_kwargs)
+
+    def calibrate(self, model: Any, X_val: np.ndarray, y_val: np.ndarray | None) -> Any:
+        return None
+
+    def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def labels(self, close: np.ndarray) -> np.ndarray:
+        """Row labels: forward log returns over ``horizon`` bars (NaN until known)."""
+        return forward_log_returns(close, self.spec.horizon)
+
+    # ------------------------------------------------------------------ set-up
+    def __init__(self) -> None:
+        missing = [name for name in _OHLCV if not hasattr(self.data, name)]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs a data feed with OHLCV lines; "
+                             f"missing {missing} (pass the data feed, not one of its lines)")
+        self.feature_spec = tuple(self.p.features)
+        horizon = max(int(self.p.horizon), 1) if self.uses_labels else 0
+        self.spec = WalkForwardSpec(first_row=lookback(self.feature_spec), train_bars=int(self.p.train_bars),
+                                    retrain_every=int(self.p.retrain_every), horizon=horizon,
+                                    embargo=int(self.p.embargo), expanding=bool(self.p.expanding),
+                                    val_fraction=float(self.p.val_fraction))
+        self.model_kwargs = {**self.default_model_kwargs, **(self.p.model_kwargs or {})}
+        self.fit_kwargs = {**self.default_fit_kwargs, **(self.p.fit_kwargs or {})}
+        cache_dir = default_cache_dir() if self.p.cache_dir == "default" else self.p.cache_dir
+        self.cache = FitCache(None if cache_dir is None else Path(cache_dir))
+        self.addminperiod(self.spec.first_fit + 1)
+        self._k = -2                # index of the model in use by next()
+        self._model: Any = None
+        self._state: Any = None
+        self._once_done = False
+
+    @property
+    def n_fits(self) -> int:
+        """Models fitted by this indicator (cache hits excluded)."""
+        return self.cache.fits
+
+    # ------------------------------------------------------------------ fitting
+    def _config(self) -> dict[str, Any]:
+        return {"indicator": type(self).__name__, "model": self.model_class().__name__,
+                "model_kwargs": self.model_kwargs, "fit_kwargs": self.fit_kwargs, "features": self.feature_spec,
+                "seed": int(self.p.seed), "spec": spec_config(self.spec), **self.extra_config()}
+
+    def extra_config(self) -> dict[str, Any]:
+        """Further settings that change a fit (e.g. the model family); part of the cache key."""
+        return {}
+
+    def _window_model(self, k: int, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
+        fit_rows, val_rows = self.spec.training_rows(k)
+        Xf, Xv = X[fit_rows.start:fit_rows.stop], X[val_rows.start:val_rows.stop]
+        yf = yv = None
+        if y is not None:
+            yf, yv = y[fit_rows.start:fit_rows.stop], y[val_rows.start:val_rows.stop]
+        arrays = [Xf, Xv] + ([yf, yv] if y is not None else [])
+        for name, arr in zip(("X", "X_val", "y", "y_val"), arrays):
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{type(self).__name__}: non-finite {name} in the training window of fit {k} "
+                                 "(bad bars in the data?)")
+        key = self.cache.key(self._config(), *arrays)
+        cls = self.model_class()
+
+        def fit() -> Any:
+            model = self.make_model(Xf.shape[1])
+            self.fit_model(model, Xf, yf, Xv, yv)
+            return model
+
+        model = self.cache.get_or_fit(key, type(self).__name__, cls.load, fit)
+        return model, self.calibrate(model, Xv, yv)
+
+    def _features_and_labels(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        X = market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec)
+        y = self.labels(arrays["close"]) if self.uses_labels else None
+        return X, y
+
+    def _history(self, size: int) -> dict[str, np.ndarray]:
+        """The last ``size`` bars of the data, as fresh numpy arrays (never views of the line buffers)."""
+        return {name: np.array(getattr(self.data, name).get(size=size), dtype=np.float64) for name in _OHLCV}
+
+    # ------------------------------------------------------------------ runonce
+    def preonce(self, start: int, end: int) -> None:
+        pass
+
+    def oncestart(self, start: int, end: int) -> None:
+        self.once(start, end)
+
+    def once(self, start: int, end: int) -> None:
+        if self._once_done:  # backtrader calls oncestart and once: the work is done on the first call
+            return
+        self._once_done = True
+        n = self.data.buflen()
+        arrays = {name: np.array(getattr(self.data, name).array[:n], dtype=np.float64) for name in _OHLCV}
+        X, y = self._features_and_labels(arrays)
+        out = np.full((n, self.size()), np.nan)
+        n_windows = self.spec.fit_index(n - 1) + 1
+        windows = range(n_windows)
+        if not self.p.quiet and n_windows > 1:
+            from tqdm.auto import tqdm
+            windows = tqdm(windows, desc=type(self).__name__, unit="fit", leave=False)
+        for k in windows:
+            model, state = self._window_model(k, X, y)
+            bars = self.spec.served(k, n)
+            out[bars.start:bars.stop] = self._evaluate_blocks(model, state, X[bars.start:bars.stop])
+        for j in range(self.size()):
+            self.lines[j].array[0:n] = array("d", out[:, j])
+
+    def _evaluate_blocks(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
+        """``evaluate`` in blocks of ``EVAL_BLOCK`` rows counted from the window's first bar, the last one padded.
+
+        float32 kernels round differently for different batch shapes; fixed shapes aligned to the window
+        make a bar's value independent of how many bars follow it (exact truncation invariance).
+        """
+        n = X.shape[0]
+        blocks = []
+        for i in range(0, n, EVAL_BLOCK):
+            part = X[i:i + EVAL_BLOCK]
+            m = part.shape[0]
+            if m < EVAL_BLOCK:
+                part = np.concatenate([part, np.repeat(part[-1:], EVAL_BLOCK - m, axis=0)])
+            blocks.append(self.evaluate(model, state, part)[:m])
+        return np.concatenate(blocks) if blocks else np.empty((0, self.size()))
+
+    # ------------------------------------------------------------------ bar by bar
+    def nextstart(self) -> None:
+        self.next()
+
+    def next(self) -> None:
+        bar = len(self.data) - 1
+        k = self.spec.fit_index(bar)
+        if k < 0:
+            return
+        if k != self._k:
+            # the fit needs the history before bar T_k only; take all buffered bars up to now
+            arrays = self._history(bar + 1)
+            X, y = self._features_and_labels(arrays)
+            self._model, self._state = self._window_model(k, X, y)
+            self._k = k
+        window = self._history(self.spec.first_row + 1)
+        x = market_features(*(window[name] for name in _OHLCV), spec=self.feature_spec)[-1:]
+        values = self.evaluate(self._model, self._state, x)[0]
+        for j in range(self.size()):
+            self.lines[j][0] = float(values[j])
+
+    def describe(self) -> str:
+        """A one-line description for logs: the schedule and the fits done."""
+        return json.dumps({"indicator": type(self).__name__, "first_fit": self.spec.first_fit,
+                           "retrain_every": self.spec.retrain_every, "fits": self.cache.fits,
+                           "cache_hits": self.cache.hits})

@@ -1,0 +1,79 @@
+"""``Regime``: the market regime by a joint energy-based classifier (JEM), with its confidence and energy.
+
+The label of bar ``t`` comes from the next ``horizon`` bars (known at ``t + horizon``): ``volatile`` when
+their realised volatility is above the training window's 75th percentile, otherwise ``bull`` / ``bear``
+when their return is above / below ± half its standard deviation in the window, otherwise ``ranging``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from models import JointEnergyClassifier
+
+from .base import WalkForwardIndicator
+
+__all__ = ["REGIME_NAMES", "Regime", "regime_labels"]
+
+REGIME_NAMES = ("bull", "bear", "ranging", "volatile")
+
+
+def regime_labels(forward: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Class indices (into ``REGIME_NAMES``) of rows ``forward = [return, realised vol]`` over the next bars;
+    thresholds come from ``reference`` rows (default: ``forward`` itself)."""
+    ref = forward if reference is None else reference
+    vol_cut = np.percentile(ref[:, 1], 75)
+    half_sd = 0.5 * ref[:, 0].std()
+    ret, vol = forward[:, 0], forward[:, 1]
+    labels = np.full(forward.shape[0], REGIME_NAMES.index("ranging"), dtype=np.int64)
+    labels[ret > half_sd] = REGIME_NAMES.index("bull")
+    labels[ret < -half_sd] = REGIME_NAMES.index("bear")
+    labels[vol > vol_cut] = REGIME_NAMES.index("volatile")
+    return labels
+
+
+class Regime(WalkForwardIndicator):
+    """``regime``: the most probable class (0 bull, 1 bear, 2 ranging, 3 volatile); ``confidence``: its
+    probability; ``energy``: the JEM energy −logsumexp(logits), high on states unlike any regime seen."""
+
+    lines = ("regime", "confidence", "energy")
+    params = (("horizon", 24), ("n_regimes", 4))
+    plotinfo = dict(subplot=True, plotname="Regime (0 bull, 1 bear, 2 ranging, 3 volatile)")
+    plotlines = dict(confidence=dict(_plotskip=True), energy=dict(_plotskip=True),
+                     regime=dict(color="#8c564b", drawstyle="steps-post"))
+    uses_labels = True
+    default_model_kwargs = {"hidden": (64, 64)}
+    default_fit_kwargs = {"epochs": 40, "patience": 8, "lr": 2e-3}
+
+    def __init__(self) -> None:
+        if self.p.n_regimes != len(REGIME_NAMES):
+            raise ValueError(f"Regime(n_regimes={self.p.n_regimes}): the labelling defines "
+                             f"{len(REGIME_NAMES)} regimes {REGIME_NAMES}")
+        super().__init__()
+
+    def labels(self, close: np.ndarray) -> np.ndarray:
+        h = self.spec.horizon
+        logc = np.log(np.asarray(close, dtype=np.float64))
+        r1 = np.r_[np.nan, np.diff(logc)]
+        out = np.full((logc.shape[0], 2), np.nan)
+        n = logc.shape[0] - h
+        if n > 0:
+            out[:n, 0] = logc[h:] - logc[:n]
+            window = np.lib.stride_tricks.sliding_window_view(r1[1:], h)  # r_{t+1} .. r_{t+h}
+            out[:n, 1] = window[:n].std(axis=-1)
+        return out
+
+    def model_class(self) -> type:
+        return JointEnergyClassifier
+
+    def make_model(self, n_features: int) -> Any:
+        return JointEnergyClassifier(n_features, n_classes=len(REGIME_NAMES), seed=self.p.seed, **self.model_kwargs)
+
+    def fit_model(self, model: Any, X: np.ndarray, y: np.ndarray | None, X_val: np.ndarray,
+                  y_val: np.ndarray | None) -> None:
+        model.fit(X, regime_labels(y), X_val=X_val, y_val=regime_labels(y_val, reference=y), **self.fit_kwargs)
+
+    def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
+        proba = model.predict_proba(X)
+        return np.column_stack([proba.argmax(axis=1).astype(np.float64), proba.max(axis=1), model.energy(X)])

@@ -1,0 +1,53 @@
+"""``BNNUncertainty``: a Bayesian neural network's forecast of the forward return, with its uncertainty
+split into epistemic (the model does not know) and aleatoric (the market is noisy)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from models import BayesianNN
+
+from .base import WalkForwardIndicator
+
+__all__ = ["BNNUncertainty"]
+
+
+class BNNUncertainty(WalkForwardIndicator):
+    """Predictive ``mean`` of the log return over ``horizon`` bars, ``epistemic`` and ``aleatoric`` standard
+    deviations, and the central interval ``lower`` … ``upper`` at ``level`` (recalibrated on the held-out
+    tail of the training window)."""
+
+    lines = ("mean", "epistemic", "aleatoric", "lower", "upper")
+    params = (("horizon", 1), ("level", 0.9), ("n_samples", 64))
+    plotinfo = dict(subplot=True, plothlines=[0.0], plotname="BNN forecast")
+    plotlines = dict(epistemic=dict(_plotskip=True), aleatoric=dict(_plotskip=True),
+                     mean=dict(color="#1f77b4"), lower=dict(color="#aaaaaa", linestyle="--"),
+                     upper=dict(color="#aaaaaa", linestyle="--"))
+    uses_labels = True
+    default_model_kwargs = {"hidden": (32, 16), "kl_warmup": 20}
+    default_fit_kwargs = {"epochs": 80, "patience": 10, "lr": 5e-3}
+
+    def __init__(self) -> None:
+        if not 0.0 < self.p.level < 1.0:
+            raise ValueError(f"BNNUncertainty(level={self.p.level}): level must be in (0, 1)")
+        super().__init__()
+
+    def model_class(self) -> type:
+        return BayesianNN
+
+    def extra_config(self) -> dict[str, Any]:
+        return {"n_samples": int(self.p.n_samples)}
+
+    def make_model(self, n_features: int) -> Any:
+        return BayesianNN(n_features, seed=self.p.seed, **self.model_kwargs)
+
+    def fit_model(self, model: Any, X: np.ndarray, y: np.ndarray | None, X_val: np.ndarray,
+                  y_val: np.ndarray | None) -> None:
+        model.fit(X, y, X_val=X_val, y_val=y_val, **self.fit_kwargs)
+
+    def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
+        pred = model.predict(X, n_samples=int(self.p.n_samples), level=float(self.p.level))
+        cols = [np.asarray(getattr(pred, name), dtype=np.float64).reshape(X.shape[0], -1)[:, 0]
+                for name in ("mean", "epistemic", "aleatoric", "lower", "upper")]
+        return np.column_stack(cols)

@@ -1,0 +1,142 @@
+"""The walk-forward contract, in numpy: when models are fitted, on which rows, and the on-disk model cache.
+
+For a history of bars ``0 … n-1`` with features valid from row ``first_row`` (the feature lookback) and
+labels that need ``horizon`` bars to become known:
+
+- fits happen at bars ``T_k = T_0 + k · retrain_every``; the model fitted at ``T_k`` serves bars
+  ``T_k … T_{k+1} − 1``; ``T_0 = first_row + train_bars + horizon + embargo``;
+- the fit at ``T_k`` uses rows ``t`` with ``t + horizon + embargo ≤ T_k − 1`` only: the bar ``T_k`` itself
+  may still be forming (replay, live), so it never enters the fit that serves it;
+- rolling windows take the last ``train_bars`` such rows, ``expanding`` ones all of them;
+- the last ``val_fraction`` of the window is held out: early stopping and calibration statistics
+  (energy mean / std, log-density quantiles) come from it.
+
+Everything depends on the bar index only, never on how many bars follow: truncation invariance.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+__all__ = ["FitCache", "WalkForwardSpec", "default_cache_dir", "forward_log_returns"]
+
+
+@dataclass(frozen=True)
+class WalkForwardSpec:
+    """Walk-forward schedule of one indicator."""
+
+    first_row: int            # first row whose features are all defined
+    train_bars: int = 2000
+    retrain_every: int = 500
+    horizon: int = 0          # bars until a row's label is known (0: no labels)
+    embargo: int = 0
+    expanding: bool = False
+    val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.train_bars < 20:
+            raise ValueError(f"train_bars must be at least 20; got {self.train_bars}")
+        if self.retrain_every < 1:
+            raise ValueError(f"retrain_every must be at least 1; got {self.retrain_every}")
+        if self.horizon < 0 or self.embargo < 0 or self.first_row < 0:
+            raise ValueError(f"horizon, embargo and first_row must be >= 0; got {self}")
+        if not 0.05 <= self.val_fraction <= 0.5:
+            raise ValueError(f"val_fraction must be in [0.05, 0.5]; got {self.val_fraction}")
+
+    @property
+    def first_fit(self) -> int:
+        """``T_0``: the first bar with a value."""
+        return self.first_row + self.train_bars + self.horizon + self.embargo
+
+    def fit_index(self, bar: int) -> int:
+        """``k`` of the model that serves ``bar`` (−1 before the first fit)."""
+        return -1 if bar < self.first_fit else (bar - self.first_fit) // self.retrain_every
+
+    def fit_bar(self, k: int) -> int:
+        return self.first_fit + k * self.retrain_every
+
+    def served(self, k: int, n_bars: int) -> range:
+        """The bars the ``k``-th model produces values for, within ``n_bars`` bars."""
+        start = self.fit_bar(k)
+        return range(start, min(start + self.retrain_every, n_bars))
+
+    def training_rows(self, k: int) -> tuple[range, range]:
+        """(fit rows, held-out tail rows) of the ``k``-th fit, in time order."""
+        end = self.fit_bar(k) - self.horizon - self.embargo   # rows t < end, i.e. t + h + embargo <= T_k - 1
+        start = self.first_row if self.expanding else end - self.train_bars
+        n_val = max(int(round((end - start) * self.val_fraction)), 10)
+        return range(start, end - n_val), range(end - n_val, end)
+
+
+def forward_log_returns(close: np.ndarray, horizon: int) -> np.ndarray:
+    """``log(close[t + horizon] / close[t])``, NaN where the future is not there yet."""
+    close = np.asarray(close, dtype=np.float64)
+    out = np.full(close.shape[0], np.nan)
+    if horizon < close.shape[0]:
+        out[:close.shape[0] - horizon] = np.log(close[horizon:] / close[:close.shape[0] - horizon])
+    return out
+
+
+def default_cache_dir() -> Path:
+    """``$BTDENSITY_CACHE``, else ``~/.cache/btdensity/models``."""
+    env = os.environ.get("BTDENSITY_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "btdensity" / "models"
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("btdensity")
+    except Exception:  # not installed (running from a checkout)
+        return "dev"
+
+
+@dataclass
+class FitCache:
+    """Fitted models on disk, keyed by a hash of (model, config, training rows, package version).
+
+    ``cache_dir=None`` keeps nothing on disk. Files are written atomically by the models' ``save``.
+    ``fits`` and ``hits`` count what happened, for tests and progress reports.
+    """
+
+    cache_dir: Path | None
+    fits: int = 0
+    hits: int = 0
+    _version: str = field(default_factory=_package_version)
+
+    def key(self, config: Mapping[str, Any], *arrays: np.ndarray) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps({**config, "version": self._version}, sort_keys=True, default=str).encode())
+        for a in arrays:
+            a = np.ascontiguousarray(a, dtype=np.float64)
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+        return h.hexdigest()[:32]
+
+    def get_or_fit(self, key: str, label: str, load: Callable[[Path], Any], fit: Callable[[], Any]) -> Any:
+        """Load the model stored under ``key``, or ``fit()`` one and store it (``label`` names the file)."""
+        path = None if self.cache_dir is None else Path(self.cache_dir) / f"{label}-{key}.pt"
+        if path is not None and path.exists():
+            try:
+                model = load(path)
+                self.hits += 1
+                return model
+            except Exception:  # unreadable (truncated, older format): refit and overwrite
+                pass
+        model = fit()
+        self.fits += 1
+        if path is not None:
+            model.save(path)
+        return model
+
+
+def spec_config(spec: WalkForwardSpec) -> dict[str, Any]:
+    """The parts of the spec that change a fit (for cache keys)."""
+    return asdict(spec)

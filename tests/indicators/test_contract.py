@@ -1,0 +1,149 @@
+"""The walk-forward contract, for every indicator: truncation invariance, no look-ahead, mode parity, cache."""
+import feeds  # noqa: F401
+import backtrader as bt
+import numpy as np
+import pandas as pd
+import pytest
+
+from feeds import DataFrameFeed, synthetic_market
+from feeds.ohlcv import resample_ohlcv
+from indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
+
+SMALL = dict(train_bars=240, retrain_every=200, quiet=True)
+INDICATORS = {
+    "Energy": (Energy, dict(model_kwargs={"hidden": (16, 16)}, fit_kwargs={"epochs": 6})),
+    "LogDensity": (LogDensity, dict(model_kwargs={"n_layers": 2, "hidden": 16}, fit_kwargs={"epochs": 6})),
+    "ScoreDirection": (ScoreDirection, dict(model_kwargs={"hidden": 16}, fit_kwargs={"epochs": 6})),
+    "BNNUncertainty": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
+                                            n_samples=16)),
+    "Regime": (Regime, dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
+}
+N_HOURS = 720
+
+
+class Holder(bt.Strategy):
+    params = (("make", None),)
+
+    def __init__(self):
+        self.ind = self.p.make(self.data)
+
+
+def lines_of(ind, n):
+    return pd.DataFrame({alias: np.asarray(ind.lines[i].array, dtype=float)[:n]
+                         for i, alias in enumerate(ind.lines.getlinealiases())})
+
+
+def run(df, name, cache_dir, runonce=True, replay_from=None, **overrides):
+    cls, kwargs = INDICATORS[name]
+    params = {**SMALL, **kwargs, "cache_dir": cache_dir, **overrides}
+    cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
+    if replay_from is None:
+        cerebro.adddata(DataFrameFeed(dataname=df))
+    else:
+        cerebro.replaydata(DataFrameFeed(dataname=replay_from), timeframe=bt.TimeFrame.Minutes, compression=60)
+    cerebro.addstrategy(Holder, make=lambda data: cls(data, **params))
+    strat = cerebro.run()[0]
+    n = len(strat.data.datetime.array)
+    return lines_of(strat.ind, n), strat.ind
+
+
+@pytest.fixture(scope="module")
+def quarter_hours():
+    return synthetic_market(N_HOURS * 4, freq="15m", seed=11)
+
+
+@pytest.fixture(scope="module")
+def hours(quarter_hours):
+    return resample_ohlcv(quarter_hours, pd.Timedelta(hours=1))
+
+
+@pytest.fixture(scope="module", params=list(INDICATORS))
+def reference(request, hours, tmp_path_factory):
+    cache = tmp_path_factory.mktemp(f"cache-{request.param}")
+    lines, ind = run(hours, request.param, cache)
+    return request.param, cache, lines, ind
+
+
+def test_values_start_at_the_first_fit_and_are_finite(reference, hours):
+    name, _, lines, ind = reference
+    first = ind.spec.first_fit
+    assert lines.iloc[:first].isna().all().all()
+    assert np.isfinite(lines.iloc[first:].to_numpy()).all()
+    assert ind.n_fits == ind.spec.fit_index(len(hours) - 1) + 1 >= 2
+
+
+def test_truncation_invariance(reference, hours):
+    name, cache, full, _ = reference
+    m = 500  # inside the second window
+    cut, _ = run(hours.iloc[:m], name, cache)
+    pd.testing.assert_frame_equal(cut, full.iloc[:m], check_exact=True)
+
+
+def test_no_look_ahead(reference, hours, tmp_path):
+    name, cache, full, _ = reference
+    t = 520
+    shocked = hours.copy()
+    for col in ("open", "high", "low", "close"):
+        shocked.iloc[t + 1:, shocked.columns.get_loc(col)] *= 10.0
+    shocked.iloc[t + 1:, shocked.columns.get_loc("volume")] *= 7.0
+    lines, _ = run(shocked, name, tmp_path)  # a fresh cache: every window is refitted
+    pd.testing.assert_frame_equal(lines.iloc[:t + 1], full.iloc[:t + 1], check_exact=True)
+
+
+def test_mode_parity_bar_by_bar(reference, hours):
+    name, cache, full, _ = reference
+    lines, _ = run(hours, name, cache, runonce=False)
+    pd.testing.assert_frame_equal(lines, full, check_exact=False, atol=1e-5, rtol=1e-5)
+
+
+def test_mode_parity_replay(reference, hours, quarter_hours):
+    # backtrader's replay groups bars by their close time, (t - 1h, t]: stamp the bars with close times
+    name, cache, full, _ = reference
+    closing = quarter_hours.set_axis(quarter_hours.index + pd.Timedelta(minutes=15))
+    lines, _ = run(hours, name, cache, replay_from=closing)
+    assert len(lines) == len(full)
+    pd.testing.assert_frame_equal(lines, full, check_exact=False, atol=1e-5, rtol=1e-5)
+
+
+def test_cache_second_run_fits_nothing_and_changed_parameter_refits(reference, hours):
+    name, cache, full, ind = reference
+    again, ind2 = run(hours, name, cache)
+    assert ind2.n_fits == 0 and ind2.cache.hits == ind.n_fits
+    pd.testing.assert_frame_equal(again, full, check_exact=True)
+    changed, ind3 = run(hours, name, cache, seed=1)
+    assert ind3.n_fits == ind.n_fits
+    assert not np.allclose(changed.to_numpy()[ind.spec.first_fit:], full.to_numpy()[ind.spec.first_fit:])
+
+
+def test_user_strategy_reads_lines_in_next(hours, tmp_path):
+    seen = []
+
+    class Mine(bt.Strategy):
+        def __init__(self):
+            self.energy = Energy(self.data, cache_dir=tmp_path, **SMALL, **INDICATORS["Energy"][1])
+            self.logp = LogDensity(self.data, cache_dir=tmp_path, **SMALL, **INDICATORS["LogDensity"][1])
+
+        def next(self):
+            seen.append((len(self), self.energy.zscore[0], self.logp.gate[0]))
+            if self.logp.gate[0] > 0 and self.energy.zscore[0] < 2 and not self.position:
+                self.buy(size=0.01)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(DataFrameFeed(dataname=hours))
+    cerebro.addstrategy(Mine)
+    strat = cerebro.run()[0]
+    first = strat.energy.spec.first_fit
+    assert seen[0][0] == first + 1  # next() starts once both indicators have values
+    assert all(np.isfinite(z) and g in (0.0, 1.0) for _, z, g in seen)
+    assert len(seen) == len(hours) - first
+
+
+def test_bad_parameters_are_named(hours):
+    with pytest.raises(ValueError, match="choose one of"):
+        run(hours, "Energy", None, model="nope")
+    with pytest.raises(ValueError, match="alpha"):
+        run(hours, "LogDensity", None, alpha=0.7)
+    with pytest.raises(ValueError, match="unknown feature"):
+        run(hours, "Energy", None, features=("ret_1", "magic"))
+    with pytest.raises(ValueError, match="train_bars"):
+        run(hours, "Energy", None, train_bars=5)
