@@ -3,8 +3,12 @@ import feeds.btcompat  # noqa: F401  (backtrader fixes first)
 
 from .backtest import BacktestConfig, BacktestResult, backtest, indicator_lines
 from .baselines import BuyAndHold, SmaCross
-from .commission import FractionalCommission
+from .broker import BybitBroker, FractionalBarPerc
+from .commission import BYBIT_FEES, BybitCommission, FractionalCommission
+from .funding import FundingRates
 from .registry import STRATEGIES, get_strategy, register_strategy
+from .sizers import EnergyScaledSizer, UncertaintySizer
 
-__all__ = ["BacktestConfig", "BacktestResult", "BuyAndHold", "FractionalCommission", "STRATEGIES",
-           "SmaCross", "backtest", "get_strategy", "indicator_lines", "register_strategy"]
+__all__ = ["BYBIT_FEES", "BacktestConfig", "BacktestResult", "BuyAndHold", "BybitBroker", "BybitCommission",
+           "EnergyScaledSizer", "FractionalBarPerc", "FractionalCommission", "FundingRates", "STRATEGIES",
+           "SmaCross", "UncertaintySizer", "backtest", "get_strategy", "indicator_lines", "register_strategy"]

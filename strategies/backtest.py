@@ -1,7 +1,8 @@
 """``backtest``: one event-driven backtest of a registered strategy on an OHLCV frame.
 
-Orders fill at the next bar's open (no cheat-on-close), with a percentage commission and slippage;
-the broker's value is recorded at every bar's close. The result carries what reports need: the
+Orders fill at the next bar's open (no cheat-on-close) on a :class:`BybitBroker`: Bybit's maker/taker
+fees for spot or linear perpetuals, leverage, funding, slippage and volume-limited fills; the broker's
+value is recorded at every bar's close. The result carries what reports need: the
 per-bar equity, the buy-and-hold benchmark of the same bars, the trades and the indicator lines.
 """
 from __future__ import annotations
@@ -18,7 +19,9 @@ import pandas as pd
 
 from feeds import DataFrameFeed
 
-from .commission import FractionalCommission
+from .broker import BybitBroker, FractionalBarPerc
+from .commission import BYBIT_FEES, MARKETS, BybitCommission
+from .funding import FundingRates, FundingSource
 from .registry import get_strategy
 
 __all__ = ["BacktestConfig", "BacktestResult", "backtest", "indicator_lines"]
@@ -26,22 +29,62 @@ __all__ = ["BacktestConfig", "BacktestResult", "backtest", "indicator_lines"]
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    """What a backtest runs: the strategy (registry name and parameters) and the broker's terms."""
+    """What a backtest runs: the strategy (registry name and parameters) and the broker's terms.
+
+    ``market`` is ``"spot"`` or ``"linear"`` (USDT perpetual); ``commission`` (the taker fee) and
+    ``maker_fee`` left at ``None`` are set to Bybit's base tier for the market (``BYBIT_FEES``).
+    ``leverage`` (linear only) sets the margin, not the exposure. ``funding`` (linear only) is a
+    constant rate per 8 h, a rate series / ``fetch_funding_rates`` frame or a ``FundingRates``.
+    ``volume_fill`` caps each bar's fill at that percentage of the bar's volume.
+    """
 
     strategy: str = "sma_cross"
     params: Mapping[str, Any] = field(default_factory=dict)
     cash: float = 10_000.0
-    commission: float = 0.00055   # taker fee, fraction of traded value
-    slippage: float = 0.0         # fraction of price, against the trader
+    commission: float | None = None   # taker fee, fraction of traded value (None: Bybit's for the market)
+    slippage: float = 0.0             # fraction of price, against the trader
     runonce: bool = True
+    market: str = "spot"
+    maker_fee: float | None = None    # fraction of traded value (None: Bybit's for the market)
+    leverage: float = 1.0
+    funding: FundingSource | None = None
+    volume_fill: float | None = None  # percent of a bar's volume an order may fill per bar
 
     def __post_init__(self) -> None:
         if not self.cash > 0:
             raise ValueError(f"cash must be positive; got {self.cash}")
-        if not 0 <= self.commission < 0.1:
-            raise ValueError(f"commission is a fraction of traded value in [0, 0.1); got {self.commission}")
+        if self.market not in MARKETS:
+            raise ValueError(f"market must be one of {MARKETS}; got {self.market!r}")
+        maker, taker = BYBIT_FEES[self.market]
+        if self.commission is None:
+            object.__setattr__(self, "commission", taker)
+        if self.maker_fee is None:
+            object.__setattr__(self, "maker_fee", maker)
+        for name in ("commission", "maker_fee"):
+            fee = getattr(self, name)
+            if not 0 <= fee < 0.1:
+                raise ValueError(f"{name} is a fraction of traded value in [0, 0.1); got {fee}")
         if not 0 <= self.slippage < 0.1:
             raise ValueError(f"slippage is a fraction of price in [0, 0.1); got {self.slippage}")
+        if not 1.0 <= self.leverage < float("inf"):
+            raise ValueError(f"leverage must be a number >= 1; got {self.leverage}")
+        if self.market == "spot" and (self.leverage != 1.0 or self.funding is not None):
+            raise ValueError("spot trades without leverage or funding; use market='linear' for perpetuals")
+        if self.volume_fill is not None and not 0 < self.volume_fill <= 100:
+            raise ValueError(f"volume_fill is a percentage of bar volume in (0, 100]; got {self.volume_fill}")
+
+    def commission_info(self) -> BybitCommission:
+        """The commission scheme of these terms."""
+        return BybitCommission(market=self.market, leverage=self.leverage, maker=self.maker_fee,
+                               taker=self.commission)
+
+    def funding_rates(self) -> FundingRates | None:
+        """The funding settlements of these terms (``None``: no funding)."""
+        if self.funding is None or isinstance(self.funding, FundingRates):
+            return self.funding
+        if isinstance(self.funding, (pd.Series, pd.DataFrame)):
+            return FundingRates.from_series(self.funding)
+        return FundingRates.constant(self.funding)
 
 
 class _Recorder(bt.Analyzer):
@@ -79,6 +122,8 @@ class BacktestResult:
     runtime_s: float
     strategy: bt.Strategy
     cerebro: bt.Cerebro
+    fees_paid: float = 0.0        # total commission, cash units
+    funding_paid: float = 0.0     # net funding paid (negative: received), cash units
 
     @property
     def returns(self) -> pd.Series:
@@ -107,10 +152,12 @@ def backtest(df: pd.DataFrame, config: BacktestConfig = BacktestConfig(), *,
     cerebro = bt.Cerebro(stdstats=False, runonce=config.runonce, **(cerebro_kwargs or {}))
     cerebro.adddata(DataFrameFeed(dataname=df), name="data")
     cerebro.addstrategy(strategy_cls, **dict(config.params))
-    cerebro.broker.setcash(config.cash)
-    cerebro.broker.addcommissioninfo(FractionalCommission(commission=config.commission))
+    cerebro.setbroker(BybitBroker(cash=config.cash, funding=config.funding_rates()))
+    cerebro.broker.addcommissioninfo(config.commission_info())
     if config.slippage:
         cerebro.broker.set_slippage_perc(config.slippage)
+    if config.volume_fill is not None:
+        cerebro.broker.set_filler(FractionalBarPerc(perc=config.volume_fill))
     cerebro.addobserver(bt.observers.Value)
     cerebro.addobserver(bt.observers.BuySell, barplot=True)
     cerebro.addanalyzer(_Recorder, _name="recorder")
@@ -126,7 +173,8 @@ def backtest(df: pd.DataFrame, config: BacktestConfig = BacktestConfig(), *,
     trades = pd.DataFrame(rec.trades, columns=["open", "close", "pnl", "pnlcomm", "commission", "bars", "long"])
     return BacktestResult(config=config, values=values, positions=pd.Series(rec.positions, index=index),
                           benchmark=benchmark, trades=trades, runtime_s=runtime,
-                          strategy=strategy, cerebro=cerebro)
+                          strategy=strategy, cerebro=cerebro, fees_paid=float(cerebro.broker.fees_paid),
+                          funding_paid=float(cerebro.broker.funding_paid))
 
 
 def indicator_lines(strategy: bt.Strategy) -> pd.DataFrame:

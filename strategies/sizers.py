@@ -1,0 +1,121 @@
+"""Sizers that scale positions by what the models say: ``EnergyScaledSizer`` (smaller when the market
+looks unlike anything seen) and ``UncertaintySizer`` (volatility targeting on the BNN's predictive std,
+with an optional capped fractional Kelly).
+
+Both size a new position as a fraction of the portfolio's value at the bar's close (the order fills
+at the next open), never more than the cash (spot) or margin (perpetuals) available at that price
+after the taker fee, in fractions of a unit unless ``whole_units=True`` (equities: rounded down).
+An order against an open position closes it (its size is the position's). A NaN indicator value
+(the model's warm-up) sizes 0: no order.
+
+The indicator is a parameter: the indicator object (or a line), or the name of the strategy's
+attribute holding it, resolved when sizing (default ``"energy"`` / ``"uncertainty"``), so that
+``cerebro.addsizer(EnergyScaledSizer)`` works with a strategy that sets ``self.energy = Energy(...)``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import feeds.btcompat  # noqa: F401
+
+import backtrader as bt
+
+__all__ = ["EnergyScaledSizer", "UncertaintySizer"]
+
+
+class _FractionSizer(bt.Sizer):
+    """Shared mechanics: fraction of value → size, capped by cash or margin, whole units on request."""
+
+    params = (("whole_units", False),)
+
+    def fraction(self, isbuy: bool) -> float:
+        """The fraction of portfolio value to open now (NaN or <= 0: nothing)."""
+        raise NotImplementedError
+
+    def _resolve(self, spec: Any, what: str) -> Any:
+        if not isinstance(spec, str):
+            return spec
+        obj = getattr(self.strategy, spec, None)
+        if obj is None:
+            raise ValueError(f"{type(self).__name__}: the strategy has no attribute {spec!r} holding the "
+                             f"{what}; set self.{spec} in its __init__ or pass {what}=<indicator>")
+        return obj
+
+    def _getsizing(self, comminfo: bt.CommInfoBase, cash: float, data: bt.feeds.DataBase, isbuy: bool) -> float:
+        position = self.broker.getposition(data)
+        if position.size and (position.size > 0) != isbuy:
+            return abs(position.size)
+        frac = self.fraction(isbuy)
+        if not frac > 0.0:  # also NaN
+            return 0
+        price = data.close[0]
+        size = frac * self.broker.getvalue() / (price * comminfo.p.mult)
+        per_unit = comminfo.getoperationcost(1.0, price) / comminfo.get_leverage() + comminfo.getcommission(1.0, price)
+        size = min(size, max(cash, 0.0) / per_unit)
+        return math.floor(size) if self.p.whole_units else size
+
+
+class EnergyScaledSizer(_FractionSizer):
+    """``size = base × clip(1 − max(zscore, 0) / threshold, 0, 1)`` of the portfolio's value.
+
+    ``energy``: an ``Energy`` indicator (its ``zscore`` line is read), any line of z-scores, or the
+    name of the strategy's attribute holding one. At z ≤ 0 the full ``base`` is used; it shrinks
+    linearly to nothing at ``z = threshold``.
+    """
+
+    params = (("energy", "energy"), ("base", 0.95), ("threshold", 3.0))
+
+    def __init__(self) -> None:
+        if not self.p.base > 0:
+            raise ValueError(f"EnergyScaledSizer(base={self.p.base}): base must be a positive fraction of value")
+        if not self.p.threshold > 0:
+            raise ValueError(f"EnergyScaledSizer(threshold={self.p.threshold}): threshold must be positive")
+
+    def fraction(self, isbuy: bool) -> float:
+        obj = self._resolve(self.p.energy, "energy")
+        z = float(getattr(obj, "zscore", obj)[0])
+        return self.p.base * min(max(1.0 - max(z, 0.0) / self.p.threshold, 0.0), 1.0)
+
+
+class UncertaintySizer(_FractionSizer):
+    """Volatility targeting on a ``BNNUncertainty``'s predictive std, optionally capped by fractional Kelly.
+
+    ``σ = sqrt(epistemic² + aleatoric²)`` is the std of the log return over ``horizon`` bars
+    (default: the indicator's own ``horizon`` parameter, else 1); per bar it is ``σ / sqrt(horizon)``.
+    The fraction of value is ``min(target_vol / σ_bar, max_leverage)``; with ``kelly_fraction`` it is
+    further capped by ``kelly_fraction × d × mean / σ²`` (``d`` = +1 for a buy, −1 for a sell; the
+    ratio is horizon-free), so a forecast against the order's direction sizes 0.
+    """
+
+    params = (("uncertainty", "uncertainty"), ("target_vol", 0.01), ("max_leverage", 1.0),
+              ("kelly_fraction", None), ("horizon", None))
+
+    def __init__(self) -> None:
+        if not self.p.target_vol > 0:
+            raise ValueError(f"UncertaintySizer(target_vol={self.p.target_vol}): must be a positive std per bar")
+        if not self.p.max_leverage > 0:
+            raise ValueError(f"UncertaintySizer(max_leverage={self.p.max_leverage}): must be positive")
+        if self.p.kelly_fraction is not None and not 0 < self.p.kelly_fraction <= 1:
+            raise ValueError(f"UncertaintySizer(kelly_fraction={self.p.kelly_fraction}): must be in (0, 1]")
+        if self.p.horizon is not None and not (isinstance(self.p.horizon, int) and self.p.horizon >= 1):
+            raise ValueError(f"UncertaintySizer(horizon={self.p.horizon}): must be a positive integer")
+
+    def fraction(self, isbuy: bool) -> float:
+        ind = self._resolve(self.p.uncertainty, "uncertainty")
+        for name in ("mean", "epistemic", "aleatoric"):
+            if not hasattr(ind, name):
+                raise ValueError(f"UncertaintySizer: {type(ind).__name__} has no {name!r} line; "
+                                 "pass a BNNUncertainty indicator")
+        mean, epi, alea = float(ind.mean[0]), float(ind.epistemic[0]), float(ind.aleatoric[0])
+        var = epi * epi + alea * alea
+        if not (math.isfinite(mean) and math.isfinite(var)):
+            return math.nan
+        horizon = self.p.horizon or getattr(getattr(ind, "p", None), "horizon", 1)
+        sigma_bar = math.sqrt(var / horizon)
+        frac = min(self.p.target_vol / sigma_bar if sigma_bar > 0 else math.inf, self.p.max_leverage)
+        if self.p.kelly_fraction is not None:
+            direction = 1.0 if isbuy else -1.0
+            kelly = self.p.kelly_fraction * direction * mean / var if var > 0 else math.copysign(math.inf, direction * mean)
+            frac = min(frac, kelly)
+        return frac
