@@ -16,7 +16,8 @@ from .tearsheet import write_tearsheet
 __all__ = ["SUMMARY_KEYS", "summarize", "write_report"]
 
 SUMMARY_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
-                "n_trades", "win_rate", "exposure", "bars", "start", "end", "runtime_s", "benchmark")
+                "n_trades", "win_rate", "exposure", "fees_paid", "funding_paid", "bars", "start", "end",
+                "runtime_s", "benchmark")
 
 
 class Result(Protocol):
@@ -27,6 +28,8 @@ class Result(Protocol):
     trades: pd.DataFrame    # closed trades, with a ``pnlcomm`` column
     runtime_s: float
     exposure: float
+    # a BacktestResult also has fees_paid (total commission) and funding_paid (net perpetual funding
+    # paid, negative when received), cash units; summaries of results without them leave them out
     cerebro: Any
 
 
@@ -47,6 +50,9 @@ def summarize(result: Result, initial: float) -> dict[str, Any]:
         "periods_per_year": periods,
         "benchmark": performance(result.benchmark, initial, periods),
     })
+    for key in ("fees_paid", "funding_paid"):
+        if hasattr(result, key):
+            summary[key] = float(getattr(result, key))
     return summary
 
 
