@@ -154,6 +154,36 @@ def run_live(args: argparse.Namespace) -> dict[str, Any]:
             "last_bar": data.datetime.datetime(0).isoformat() if len(data) else None}
 
 
+def build_sweep_parser() -> argparse.ArgumentParser:
+    """``run_backtest.py sweep``: a grid of backtests on a process pool or Ray (see strategies/sweep_grid.py)."""
+    p = _Parser(prog="run_backtest.py sweep", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                description="Run a parameter sweep or walk-forward optimisation; resumes from --out.")
+    p.add_argument("--grid", required=True, metavar="GRID.yaml", help="the grid (README: Parameter sweeps)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: a process pool; ray: Ray tasks (pip install 'btdensity[distributed]')")
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start Ray locally)")
+    p.add_argument("--max-parallel", type=int, default=None, help="trials at once (default: every CPU)")
+    p.add_argument("--retries", type=int, default=2, help="further attempts of a trial that fails")
+    p.add_argument("--out", default="sweep", help="output folder (results.jsonl, sweep.csv, sweep.html)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return p
+
+
+def run_sweep(args: argparse.Namespace) -> Any:
+    """Run the sweep of ``args``; print the best trials unless ``--quiet``."""
+    from strategies.sweep import sweep
+
+    if args.quiet:
+        logging.getLogger().setLevel(logging.ERROR)
+    result = sweep(args.grid, args.engine, out=args.out, max_parallel=args.max_parallel,
+                   ray_address=args.ray_address, retries=args.retries)
+    if not args.quiet:
+        t = result.table
+        print(f"{len(t)} trials ({result.computed} run now, {int((t['status'] != 'ok').sum())} failed); "
+              f"report: {result.paths['html']}")
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
@@ -165,7 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["sweep"]:
+            run_sweep(build_sweep_parser().parse_args(argv[1:]))
+            return 0
         args = build_parser().parse_args(argv)
         if args.quiet:
             logging.getLogger().setLevel(logging.ERROR)
