@@ -86,6 +86,16 @@ class BacktestConfig:
             return FundingRates.from_series(self.funding)
         return FundingRates.constant(self.funding)
 
+    def make_broker(self) -> BybitBroker:
+        """A broker with these terms: cash, fees, leverage, funding, slippage and volume-limited fills."""
+        broker = BybitBroker(cash=self.cash, funding=self.funding_rates())
+        broker.addcommissioninfo(self.commission_info())
+        if self.slippage:
+            broker.set_slippage_perc(self.slippage)
+        if self.volume_fill is not None:
+            broker.set_filler(FractionalBarPerc(perc=self.volume_fill))
+        return broker
+
 
 class _Recorder(bt.Analyzer):
     """Broker value and position at every bar's close, and every closed trade."""
@@ -152,12 +162,7 @@ def backtest(df: pd.DataFrame, config: BacktestConfig = BacktestConfig(), *,
     cerebro = bt.Cerebro(stdstats=False, runonce=config.runonce, **(cerebro_kwargs or {}))
     cerebro.adddata(DataFrameFeed(dataname=df), name="data")
     cerebro.addstrategy(strategy_cls, **dict(config.params))
-    cerebro.setbroker(BybitBroker(cash=config.cash, funding=config.funding_rates()))
-    cerebro.broker.addcommissioninfo(config.commission_info())
-    if config.slippage:
-        cerebro.broker.set_slippage_perc(config.slippage)
-    if config.volume_fill is not None:
-        cerebro.broker.set_filler(FractionalBarPerc(perc=config.volume_fill))
+    cerebro.setbroker(config.make_broker())
     cerebro.addobserver(bt.observers.Value)
     cerebro.addobserver(bt.observers.BuySell, barplot=True)
     cerebro.addanalyzer(_Recorder, _name="recorder")
