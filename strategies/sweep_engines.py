@@ -53,8 +53,16 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+#: imported once by the fork server, so a worker starts in milliseconds instead of importing these itself
+#: (quantstats alone takes seconds; ``reports.metrics`` imports it on first use)
+_PRELOAD = ["strategies.sweep_trial", "quantstats"]
+
+
 class LocalEngine:
-    """A pool of ``max_parallel`` spawned processes on this machine, one torch thread each.
+    """A pool of ``max_parallel`` processes on this machine, one torch thread each.
+
+    Workers are forked from a fork server (a clean single-threaded process that has imported the
+    backtest stack once), never from this possibly multi-threaded process.
 
     A worker that dies (killed, out of memory) breaks the pool: its trials fail this attempt and the
     next submission starts a fresh pool.
@@ -67,8 +75,9 @@ class LocalEngine:
 
     def submit(self, trial: Mapping[str, Any]) -> cf.Future:
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(self.max_parallel, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_one_thread)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(_PRELOAD)
+            self._pool = cf.ProcessPoolExecutor(self.max_parallel, mp_context=context, initializer=_one_thread)
         return self._pool.submit(_worker_trial, trial, self.options)
 
     def wait(self, handles: Sequence[cf.Future]) -> list[cf.Future]:
