@@ -52,6 +52,29 @@ def _fraction(name: str):
     return parse
 
 
+def _funding(text: str) -> float | str:
+    if text == "bybit":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--funding-rate takes a rate per 8 h (0.0001 = 0.01 %) or 'bybit', "
+                                         f"got {text!r}") from None
+    if not abs(value) < 1:
+        raise argparse.ArgumentTypeError(f"--funding-rate is a fraction per 8 h with |rate| < 1, got {text}")
+    return value
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--volume-fill must be a number, got {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"--volume-fill is a percentage of bar volume in (0, 100], got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="run_backtest.py", description=__doc__.splitlines()[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -72,8 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="a strategy parameter (repeatable), e.g. --param fast=10")
     p.add_argument("--cash", type=float, default=10_000.0, help="starting cash")
-    p.add_argument("--commission", type=_fraction("--commission"), default=0.00055,
-                   help="fee as a fraction of traded value")
+    p.add_argument("--market", choices=("spot", "linear"), default=None,
+                   help="spot, or linear (USDT perpetual: leverage, funding, Bybit's derivatives fees); default: "
+                        "linear for --data bybit:BASE/QUOTE:QUOTE perpetuals, spot otherwise")
+    p.add_argument("--commission", "--taker-fee", dest="commission", type=_fraction("--commission"), default=None,
+                   help="taker fee (market and stop orders) as a fraction of traded value "
+                        "(default: Bybit's base tier, spot 0.001, linear 0.00055)")
+    p.add_argument("--maker-fee", type=_fraction("--maker-fee"), default=None,
+                   help="maker fee (limit orders) as a fraction of traded value "
+                        "(default: Bybit's base tier, spot 0.001, linear 0.0002)")
+    p.add_argument("--leverage", type=float, default=1.0, help="--market linear: margin = notional / leverage")
+    p.add_argument("--funding-rate", type=_funding, default=None, metavar="RATE|bybit",
+                   help="--market linear: a constant funding rate per 8 h (00:00, 08:00, 16:00 UTC), or 'bybit' "
+                        "for the symbol's history (--data bybit:SYMBOL)")
+    p.add_argument("--volume-fill", type=_percent, default=None, metavar="PERC",
+                   help="fill at most PERC %% of each bar's volume; the rest waits for the next bars")
     p.add_argument("--slippage", type=_fraction("--slippage"), default=0.0,
                    help="slippage as a fraction of price, against the trader")
     p.add_argument("--out", default="out", help="output folder")
@@ -109,9 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"--bars must be at least 2, got {args.bars}")
     df = load_source(args.data, timeframe=args.timeframe, since=args.since, until=args.until,
                      seed=args.seed, bars=args.bars, cache_dir=args.cache_dir, progress=not args.quiet)
-    config = BacktestConfig(strategy=args.strategy, params=dict(args.param), cash=args.cash,
-                            commission=args.commission, slippage=args.slippage, runonce=not args.bar_by_bar)
-    result = backtest(df, config)
+    result = backtest(df, _config(args, df))
     if args.export_lines:
         path = os.path.abspath(args.export_lines)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -125,6 +159,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return json.load(fh)
 
 
+def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
+    """The backtest terms of the command line; ``--funding-rate bybit`` fetches the rates of ``df``'s span."""
+    funding, market = args.funding_rate, args.market
+    if market is None:
+        market = "spot"
+        if args.data.startswith("bybit:"):
+            from feeds.bybit import infer_category  # imports ccxt: only for Bybit data
+
+            market = "linear" if infer_category(args.data[len("bybit:"):]) == "linear" else "spot"
+    if funding is not None and market != "linear":
+        raise UserError("--funding-rate applies to perpetuals: add --market linear")
+    if args.leverage != 1.0 and market != "linear":
+        raise UserError("--leverage applies to perpetuals: add --market linear")
+    if funding == "bybit":
+        if not args.data.startswith("bybit:") or df is None:
+            raise UserError("--funding-rate bybit needs --data bybit:SYMBOL (a perpetual, e.g. BTC/USDT:USDT) "
+                            "and no --live; give a constant rate otherwise")
+        from feeds.funding import fetch_funding_rates
+
+        funding = fetch_funding_rates(args.data[len("bybit:"):], since=df.index[0], until=df.index[-1],
+                                      cache_dir=args.cache_dir)
+    return BacktestConfig(strategy=args.strategy, params=dict(args.param), cash=args.cash, market=market,
+                          commission=args.commission, maker_fee=args.maker_fee, leverage=args.leverage,
+                          funding=funding, slippage=args.slippage, volume_fill=args.volume_fill,
+                          runonce=not args.bar_by_bar)
+
+
 def run_live(args: argparse.Namespace) -> dict[str, Any]:
     """Paper-trade ``args.strategy`` on live Bybit bars (backfill first) with backtrader's broker.
 
@@ -132,19 +193,17 @@ def run_live(args: argparse.Namespace) -> dict[str, Any]:
     strategy sees the backfilled bars too (warm-up); they arrive with the data status DELAYED.
     """
     import backtrader as bt
-    from strategies import FractionalCommission, get_strategy
+    from strategies import get_strategy
 
     if not args.data.startswith("bybit:"):
         raise UserError("--live needs --data bybit:SYMBOL, e.g. --data bybit:BTC/USDT:USDT")
+    config = _config(args)
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(feeds.BybitLiveFeed(dataname=args.data[len("bybit:"):], interval=args.timeframe or "1h",
                                         backfill=args.backfill, cache_dir=args.cache_dir,
                                         poll_interval=args.poll_interval, until=args.until), name="data")
     cerebro.addstrategy(get_strategy(args.strategy), **dict(args.param))
-    cerebro.broker.setcash(args.cash)
-    cerebro.broker.addcommissioninfo(FractionalCommission(commission=args.commission))
-    if args.slippage:
-        cerebro.broker.set_slippage_perc(args.slippage)
+    cerebro.setbroker(config.make_broker())
     try:
         cerebro.run()
     except KeyboardInterrupt:
