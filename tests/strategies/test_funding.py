@@ -1,10 +1,13 @@
 """Funding: settlement times and rates, and cash charged by BybitBroker on a scripted long → short → flat
 sequence, checked bar by bar against hand-computed cash and value (1e-8)."""
+import json
+
 import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
 
+import run_backtest
 from feeds import DataFrameFeed, synthetic_market
 from reports import summarize
 from strategies import BacktestConfig, BybitBroker, BybitCommission, FundingRates, backtest
@@ -166,3 +169,18 @@ def test_backtest_reports_funding_and_fees_of_buy_and_hold():
     assert res.values.iloc[-1] == pytest.approx(expected_last, abs=1e-8)
     summary = summarize(res, 10_000.0)
     assert summary["fees_paid"] == res.fees_paid and summary["funding_paid"] == res.funding_paid
+
+
+def test_cli_linear_market_with_constant_funding(tmp_path, capsys):
+    args = ["--bars", "60", "--strategy", "buy_and_hold", "--market", "linear", "--leverage", "2",
+            "--funding-rate", "0.0002", "--maker-fee", "0.0001", "--no-plot", "--quiet", "--out", str(tmp_path)]
+    assert run_backtest.main(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    df = synthetic_market(60, freq="1h", seed=0)
+    size = 0.95 * 10_000.0 / df["close"].iloc[0]
+    settle = df.index[2:][(df.index[2:].hour % 8) == 0]
+    assert summary["funding_paid"] == pytest.approx(size * df["open"].loc[settle].sum() * 2e-4, rel=1e-12)
+    assert summary["fees_paid"] == pytest.approx(size * df["open"].iloc[1] * 0.00055, rel=1e-12)  # market: taker
+    assert run_backtest.main(args[:-3] + ["--market", "spot", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == ("run_backtest.py: error: --funding-rate applies to perpetuals: "
+                                               "add --market linear")
