@@ -54,7 +54,8 @@ class BybitBroker(bt.brokers.BackBroker):
     def init(self) -> None:
         super().init()
         if self.p.funding is not None and not isinstance(self.p.funding, FundingRates):
-            raise ValueError(f"BybitBroker(funding=...) takes a FundingRates or None; got {type(self.p.funding).__name__}")
+            raise ValueError("BybitBroker(funding=...) takes a FundingRates or None; "
+                             f"got {type(self.p.funding).__name__}")
         self.fees_paid = 0.0
         self.funding_paid = 0.0
         self._funded_until: dict[Any, int] = {}  # per data: last bar time (ns) whose settlements are charged

@@ -115,7 +115,7 @@ class UncertaintySizer(_FractionSizer):
         sigma_bar = math.sqrt(var / horizon)
         frac = min(self.p.target_vol / sigma_bar if sigma_bar > 0 else math.inf, self.p.max_leverage)
         if self.p.kelly_fraction is not None:
-            direction = 1.0 if isbuy else -1.0
-            kelly = self.p.kelly_fraction * direction * mean / var if var > 0 else math.copysign(math.inf, direction * mean)
+            edge = (1.0 if isbuy else -1.0) * mean
+            kelly = self.p.kelly_fraction * edge / var if var > 0 else math.copysign(math.inf, edge)
             frac = min(frac, kelly)
         return frac
