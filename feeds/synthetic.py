@@ -33,13 +33,13 @@ _T_DF = 4.0                        # Student-t degrees of freedom of the shocks
 _START = pd.Timestamp("2023-01-01", tz="UTC")
 
 
-def _regime_path(rng: np.random.Generator, n: int, hours: float) -> np.ndarray:
-    rates = np.minimum(_SWITCH * hours, 0.5)
+def _regime_path(rng: np.random.Generator, n: int, hours: float, allowed: np.ndarray) -> np.ndarray:
+    rates = np.minimum(_SWITCH * hours, 0.5) * np.outer(allowed, allowed)
     trans = rates + np.diag(1.0 - rates.sum(axis=1))
     cum = np.cumsum(trans, axis=1)
     u = rng.random(n)
     path = np.empty(n, dtype=np.int64)
-    state = 1
+    state = 1 if allowed[1] else int(np.flatnonzero(allowed)[0])
     for t in range(n):
         path[t] = state
         state = int(np.searchsorted(cum[state], u[t], side="right"))
@@ -72,12 +72,14 @@ def _place_anomalies(rng: np.random.Generator, n: int, rate: float, warmup: int)
 
 def synthetic_market(n_bars: int = 8760, freq: str = "1h", seed: int = 0, *,
                      start: str | pd.Timestamp = _START, price0: float = 20_000.0,
-                     anomaly_rate: float = 0.004) -> pd.DataFrame:
+                     anomaly_rate: float = 0.004, regimes: tuple[str, ...] = REGIMES) -> pd.DataFrame:
     """Generate ``n_bars`` of a synthetic 24/7 market, deterministically for a given ``seed``.
 
     Returns a UTC-indexed frame with float ``open, high, low, close, volume`` and the ground truth:
     ``regime`` (one of ``REGIMES``), ``anomaly`` (bool) and ``anomaly_kind`` ('' or one of
-    ``ANOMALY_KINDS``). A flash crash marks two bars: the crash and its recovery.
+    ``ANOMALY_KINDS``). A flash crash marks two bars: the crash and its recovery. ``regimes`` restricts the
+    chain to a subset of states (switches to the others are removed): one regime gives a stationary market,
+    the known truth for "in distribution".
 
     >>> df = synthetic_market(500, seed=1)
     >>> df.shape, bool((df.high >= df[["open", "close"]].max(axis=1)).all())
@@ -87,12 +89,16 @@ def synthetic_market(n_bars: int = 8760, freq: str = "1h", seed: int = 0, *,
         raise ValueError(f"n_bars must be at least 2; got {n_bars}")
     if not 0.0 <= anomaly_rate < 0.1:
         raise ValueError(f"anomaly_rate must be in [0, 0.1); got {anomaly_rate}")
+    unknown = [r for r in regimes if r not in REGIMES]
+    if unknown or not regimes:
+        raise ValueError(f"regimes must be a non-empty subset of {REGIMES}; got {tuple(regimes)}")
+    allowed = np.array([r in regimes for r in REGIMES], dtype=np.float64)
     n = int(n_bars)
     step = parse_timeframe(freq)
     hours = step / pd.Timedelta(hours=1)
     rng = np.random.default_rng(seed)
 
-    regime = _regime_path(rng, n, hours)
+    regime = _regime_path(rng, n, hours, allowed)
     t_scale = np.sqrt((_T_DF - 2.0) / _T_DF)            # unit-variance Student-t
     shocks = rng.standard_t(_T_DF, size=n) * t_scale
     sigma = _VOL[regime] * np.sqrt(hours) * np.sqrt(_garch_multiplier(shocks))

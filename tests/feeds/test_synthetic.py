@@ -79,3 +79,13 @@ def test_frequency_and_index():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         synthetic_market(**{"n_bars": 100, **kwargs})
+
+
+def test_regime_subset_gives_a_stationary_market():
+    one = synthetic_market(3000, seed=2, regimes=("normal",))
+    assert set(one["regime"].astype(str)) == {"normal"}
+    two = synthetic_market(6000, seed=2, regimes=("calm", "normal"))
+    assert set(two["regime"].astype(str)) == {"calm", "normal"}
+    pd.testing.assert_frame_equal(synthetic_market(500, seed=2), synthetic_market(500, seed=2, regimes=REGIMES))
+    with pytest.raises(ValueError, match="regimes"):
+        synthetic_market(100, regimes=("bubble",))
