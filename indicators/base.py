@@ -7,9 +7,10 @@ the lines:
 
 - ``once()`` (runonce): one batched ``evaluate`` per training window over all the bars it serves;
 - ``next()`` (bar by bar, live, replay): fits from the buffered history when a new window starts, then
-  evaluates the current bar from its trailing ``lookback`` bars.
+  evaluates the current bar from its trailing bars.
 
-Both paths evaluate the same models on the same feature values, so their lines agree.
+Both paths evaluate the same models on the same feature values in blocks of the same shape, so their lines
+agree bit for bit.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from .walkforward import FitCache, WalkForwardSpec, default_cache_dir, forward_l
 __all__ = ["WalkForwardIndicator"]
 
 _OHLCV = ("open", "high", "low", "close", "volume")
-#: rows per batched evaluation (see ``_evaluate_blocks``)
-EVAL_BLOCK = 256
+#: rows per batched evaluation (see ``_evaluate_block``)
+EVAL_BLOCK = 32
 
 
 class WalkForwardIndicator(bt.Indicator):
@@ -43,7 +44,7 @@ class WalkForwardIndicator(bt.Indicator):
         ("embargo", 0),
         ("expanding", False),
         ("horizon", 0),
-        ("val_fraction", 0.2),
+        ("val_fraction", 0.3),
         ("seed", 0),
         ("cache_dir", "default"),   # a folder, None for no disk cache, "default" for default_cache_dir()
         ("model_kwargs", None),
@@ -170,24 +171,25 @@ class WalkForwardIndicator(bt.Indicator):
         for k in windows:
             model, state = self._window_model(k, X, y)
             bars = self.spec.served(k, n)
-            out[bars.start:bars.stop] = self._evaluate_blocks(model, state, X[bars.start:bars.stop])
+            out[bars.start:bars.stop] = self._evaluate_window(model, state, X[bars.start:bars.stop])
         for j in range(self.size()):
             self.lines[j].array[0:n] = array("d", out[:, j])
 
-    def _evaluate_blocks(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
-        """``evaluate`` in blocks of ``EVAL_BLOCK`` rows counted from the window's first bar, the last one padded.
+    def _evaluate_block(self, model: Any, state: Any, rows: np.ndarray) -> np.ndarray:
+        """``evaluate`` on one block of at most ``EVAL_BLOCK`` rows, padded with copies of its last row.
 
-        float32 kernels round differently for different batch shapes; fixed shapes aligned to the window
-        make a bar's value independent of how many bars follow it (exact truncation invariance).
+        float32 kernels round differently for different batch shapes, but a row's result inside a block of
+        fixed shape does not depend on the other rows: evaluating every bar inside the block that starts at
+        a multiple of ``EVAL_BLOCK`` bars from its window's first bar makes it bit-identical whether the
+        data goes on (truncation invariance) and whether it is computed batched or bar by bar (mode parity).
         """
-        n = X.shape[0]
-        blocks = []
-        for i in range(0, n, EVAL_BLOCK):
-            part = X[i:i + EVAL_BLOCK]
-            m = part.shape[0]
-            if m < EVAL_BLOCK:
-                part = np.concatenate([part, np.repeat(part[-1:], EVAL_BLOCK - m, axis=0)])
-            blocks.append(self.evaluate(model, state, part)[:m])
+        m = rows.shape[0]
+        padded = np.concatenate([rows, np.repeat(rows[-1:], EVAL_BLOCK - m, axis=0)]) if m < EVAL_BLOCK else rows
+        return self.evaluate(model, state, padded)[:m]
+
+    def _evaluate_window(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
+        """All bars a window serves (``X`` starts at its first bar), block by block."""
+        blocks = [self._evaluate_block(model, state, X[i:i + EVAL_BLOCK]) for i in range(0, X.shape[0], EVAL_BLOCK)]
         return np.concatenate(blocks) if blocks else np.empty((0, self.size()))
 
     # ------------------------------------------------------------------ bar by bar
@@ -205,9 +207,10 @@ class WalkForwardIndicator(bt.Indicator):
             X, y = self._features_and_labels(arrays)
             self._model, self._state = self._window_model(k, X, y)
             self._k = k
-        window = self._history(self.spec.first_row + 1)
-        x = market_features(*(window[name] for name in _OHLCV), spec=self.feature_spec)[-1:]
-        values = self.evaluate(self._model, self._state, x)[0]
+        offset = (bar - self.spec.fit_bar(k)) % EVAL_BLOCK   # the bar's place in its block (see once)
+        window = self._history(self.spec.first_row + offset + 1)
+        rows = market_features(*(window[name] for name in _OHLCV), spec=self.feature_spec)[-(offset + 1):]
+        values = self._evaluate_block(self._model, self._state, rows)[offset]
         for j in range(self.size()):
             self.lines[j][0] = float(values[j])
 

@@ -25,7 +25,7 @@ class BNNUncertainty(WalkForwardIndicator):
                      mean=dict(color="#1f77b4"), lower=dict(color="#aaaaaa", linestyle="--"),
                      upper=dict(color="#aaaaaa", linestyle="--"))
     uses_labels = True
-    default_model_kwargs = {"hidden": (32, 16), "kl_warmup": 20}
+    default_model_kwargs = {"hidden": (32, 16), "kl_warmup": 20, "likelihood": "studentt"}
     default_fit_kwargs = {"epochs": 80, "patience": 10, "lr": 5e-3}
 
     def __init__(self) -> None:

@@ -37,7 +37,7 @@ class WalkForwardSpec:
     horizon: int = 0          # bars until a row's label is known (0: no labels)
     embargo: int = 0
     expanding: bool = False
-    val_fraction: float = 0.2
+    val_fraction: float = 0.3
 
     def __post_init__(self) -> None:
         if self.train_bars < 20:

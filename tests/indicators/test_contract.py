@@ -93,7 +93,7 @@ def test_no_look_ahead(reference, hours, tmp_path):
 def test_mode_parity_bar_by_bar(reference, hours):
     name, cache, full, _ = reference
     lines, _ = run(hours, name, cache, runonce=False)
-    pd.testing.assert_frame_equal(lines, full, check_exact=False, atol=1e-5, rtol=1e-5)
+    pd.testing.assert_frame_equal(lines, full, check_exact=True)   # same models, same blocks: bit for bit
 
 
 def test_mode_parity_replay(reference, hours, quarter_hours):
@@ -102,7 +102,7 @@ def test_mode_parity_replay(reference, hours, quarter_hours):
     closing = quarter_hours.set_axis(quarter_hours.index + pd.Timedelta(minutes=15))
     lines, _ = run(hours, name, cache, replay_from=closing)
     assert len(lines) == len(full)
-    pd.testing.assert_frame_equal(lines, full, check_exact=False, atol=1e-5, rtol=1e-5)
+    pd.testing.assert_frame_equal(lines, full, check_exact=True)
 
 
 def test_cache_second_run_fits_nothing_and_changed_parameter_refits(reference, hours):
