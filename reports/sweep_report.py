@@ -60,6 +60,8 @@ def _png(fig) -> str:
 def heatmap_frame(table: pd.DataFrame, metric: str, x: str, y: str) -> pd.DataFrame:
     """The mean of ``metric`` over successful trials, rows ``y`` by columns ``x`` (parameter names)."""
     cols = [f"param.{x}", f"param.{y}"]
+    if not set(cols) <= set(table.columns):
+        return pd.DataFrame()
     ok = table[table["status"] == "ok"].dropna(subset=cols)
     return ok.pivot_table(index=cols[1], columns=cols[0], values=metric, aggfunc="mean").sort_index().sort_index(axis=1)
 
@@ -69,7 +71,7 @@ def _heatmap(table: pd.DataFrame, metric: str, x: str, y: str) -> str:
 
     grid = heatmap_frame(table, metric, x, y)
     if grid.empty:
-        return '<p class="note">No successful trial has both parameters.</p>'
+        return '<p class="note">No successful trial has both parameters as plain values.</p>'
     fig = Figure(figsize=(1.2 + 0.9 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
     ax = fig.add_subplot()
     values = grid.to_numpy(dtype=float)

@@ -25,7 +25,7 @@ from reports.sweep_report import write_sweep_html
 from .sweep_engines import make_engine, run_trials
 from .sweep_grid import Candidate, SweepGrid, load_grid
 from .sweep_store import ResultStore
-from .sweep_trial import load_trial_data, make_trial, trial_id
+from .sweep_trial import flatten_params, load_trial_data, make_trial, trial_id
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -68,7 +68,7 @@ def _plain(value: Any) -> Any:
 def _row(p: _Planned, record: Mapping[str, Any]) -> dict[str, Any]:
     t = p.trial
     row: dict[str, Any] = {"trial_id": p.id, "stage": p.stage, "fold": p.fold, "strategy": t["strategy"]}
-    row.update({f"param.{k}": _plain(v) for k, v in t["params"].items()})
+    row.update({f"param.{k}": _plain(v) for k, v in flatten_params(t["params"]).items()})
     row.update({k: t["data"][k] for k in ("source", "timeframe", "since", "until", "bars")})
     row.update({"score_from": t["score_from"], "seed": t["seed"], **t["broker"]})
     row.update({"status": record["status"], "attempts": record["attempts"], "runtime_s": record["runtime_s"],

@@ -117,8 +117,9 @@ class RayEngine:
         if address is None:   # local workers import this checkout and any strategy modules the driver can
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
         self._owns = not ray.is_initialized()
-        if self._owns:
-            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        if self._owns:   # a cluster keeps its own settings; a local Ray starts without the dashboard
+            local = {} if address is not None else {"include_dashboard": False}
+            ray.init(address=address, logging_level=logging.WARNING, **local)
         self._task = ray.remote(_worker_trial).options(num_cpus=1, max_retries=0, retry_exceptions=False,
                                                       runtime_env={"env_vars": env})
         self._options = ray.put(dict(options))

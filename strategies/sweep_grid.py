@@ -8,6 +8,7 @@ A grid names data sets, strategies with their parameter choices, broker settings
       - {source: "bybit:BTC/USDT:USDT", since: 2024-01-01, until: 2024-06-30}
     strategy: sma_cross           # or `strategies: [{strategy: NAME, params: {...}}, ...]`
     params: {fast: [5, 10, 20], slow: [50, 100]}   # a list is a set of choices; anything else is fixed
+    # a dotted name sets one key of a mapping parameter, e.g. indicator_kwargs.train_bars: [1000, 2000]
     broker: {commission: [0.00055, 0.001]}
     seed: [0, 1]                  # seed of the sample market and of the models
     search: {method: random, budget: 20, seed: 0}  # default: the full grid
@@ -165,7 +166,7 @@ def _strategy_spaces(grid: Mapping[str, Any]) -> list[tuple[str, dict[str, list[
         if not isinstance(params, Mapping):
             raise ValueError(f"grid: params of {name} must be a mapping NAME: value-or-choices; got {params!r}")
         known = strategy_param_names(name)
-        unknown = [p for p in params if p not in known]
+        unknown = [p for p in params if str(p).split(".")[0] not in known]
         if unknown:
             raise ValueError(f"grid: strategy {name!r} has no parameter(s) {unknown}; it has {list(known)}")
         spaces.append((name, {k: _choices(v) for k, v in params.items()}))
@@ -229,8 +230,8 @@ def _brokers(raw: Any) -> tuple[dict[str, Any], ...]:
         raise ValueError(f"grid: unknown broker key(s) {sorted(unknown)}; allowed: {list(keys)}")
     out = []
     for combo in _product(raw):
-        config = BacktestConfig(**combo)   # validates, and resolves defaults (e.g. the market's fees)
-        out.append({k: getattr(config, k) for k in keys})
+        BacktestConfig(**combo)   # validates
+        out.append(combo)         # the terms given, so that fields added to BacktestConfig keep trial ids
     return tuple(out)
 
 

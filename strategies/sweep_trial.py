@@ -8,6 +8,7 @@ models' on-disk cache (``model_cache_dir``), never as pickled modules.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib
@@ -24,15 +25,41 @@ from reports.report import summarize
 from .backtest import BacktestConfig, BacktestResult, backtest
 from .registry import get_strategy
 
-__all__ = ["canonical_json", "flatten_summary", "make_trial", "run_trial", "score_window", "trial_id"]
+__all__ = ["canonical_json", "flatten_params", "flatten_summary", "make_trial", "nest_params", "run_trial",
+           "score_window", "trial_id"]
 
 
 def make_trial(data: Mapping[str, Any], strategy: str, params: Mapping[str, Any], broker: Mapping[str, Any],
                seed: int, score_from: str | None = None) -> dict[str, Any]:
     """A trial description (plain JSON types), normalised so that equal trials have equal ids."""
-    trial = {"data": dict(data), "score_from": score_from, "strategy": strategy, "params": dict(params),
+    trial = {"data": dict(data), "score_from": score_from, "strategy": strategy, "params": nest_params(params),
              "broker": dict(broker), "seed": int(seed)}
     return json.loads(canonical_json(trial))
+
+
+def nest_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted names set keys of mapping parameters: ``{"a.b": 1, "a": {"c": 2}}`` is ``{"a": {"b": 1, "c": 2}}``."""
+    out: dict[str, Any] = {}
+    for name in sorted(params, key=lambda k: k.count(".")):   # whole values first, dotted keys into them
+        *path, leaf = name.split(".")
+        target = out
+        for key in path:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"parameter {name!r} sets a key inside {key!r}, which is not a mapping")
+        target[leaf] = copy.deepcopy(params[name])
+    return out
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The inverse of :func:`nest_params`: nested mappings as dotted names."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_params(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def canonical_json(trial: Mapping[str, Any]) -> str:
@@ -104,13 +131,16 @@ def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 def _strategy_params(strategy: str, params: Mapping[str, Any], seed: int,
                      model_cache_dir: str | None) -> dict[str, Any]:
-    """The trial's parameters, plus its seed and the sweep's model cache for strategies that take them."""
+    """The trial's parameters, plus its seed and the sweep's model cache folder for strategies that take them
+    (as parameters of their own, or inside their ``indicator_kwargs``); values the trial sets win."""
     names = get_strategy(strategy).params._getkeys()
+    shared = {"seed": seed, **({} if model_cache_dir is None else {"cache_dir": model_cache_dir})}
     out = dict(params)
-    if "seed" in names:
-        out.setdefault("seed", seed)
-    if "cache_dir" in names and model_cache_dir is not None:
-        out.setdefault("cache_dir", model_cache_dir)
+    if "indicator_kwargs" in names:
+        out["indicator_kwargs"] = {**shared, **(out.get("indicator_kwargs") or {})}
+    for key, value in shared.items():
+        if key in names:
+            out.setdefault(key, value)
     return out
 
 

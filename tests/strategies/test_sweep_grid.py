@@ -21,7 +21,9 @@ def test_full_grid_is_the_cartesian_product():
     assert len(g.candidates) == 6
     assert g.varied == ("fast", "slow")
     assert g.heatmap == ("fast", "slow")
-    assert g.brokers[0]["cash"] == BacktestConfig().cash
+    assert g.brokers == ({},)    # the broker terms given (none): BacktestConfig's defaults apply
+    assert load_grid({"broker": {"commission": [0.001, 0.002], "cash": 500}}).brokers == (
+        {"commission": 0.001, "cash": 500}, {"commission": 0.002, "cash": 500})
 
 
 def test_random_search_draws_distinct_candidates_of_the_grid_within_budget():
@@ -93,3 +95,37 @@ def test_score_window_rebases_equity_and_benchmark_at_the_bar_before_the_window(
     closes = np.array([np.datetime64(t) for t in result.trades["close"]])
     assert len(w.trades) == int((closes >= np.datetime64(start.tz_convert(None))).sum())
     assert score_window(result, None) is result
+
+
+def test_dotted_names_set_keys_of_mapping_parameters_and_flatten_back():
+    from strategies.sweep_trial import flatten_params, nest_params
+
+    nested = nest_params({"indicator_kwargs.train_bars": 500, "indicator_kwargs": {"seed": 2, "fit_kwargs": {"epochs": 3}},
+                          "indicator_kwargs.fit_kwargs.lr": 0.01, "target": 0.5})
+    assert nested == {"indicator_kwargs": {"train_bars": 500, "seed": 2, "fit_kwargs": {"epochs": 3, "lr": 0.01}},
+                      "target": 0.5}
+    assert flatten_params(nested) == {"indicator_kwargs.train_bars": 500, "indicator_kwargs.seed": 2,
+                                      "indicator_kwargs.fit_kwargs.epochs": 3, "indicator_kwargs.fit_kwargs.lr": 0.01,
+                                      "target": 0.5}
+    with pytest.raises(ValueError, match="not a mapping"):
+        nest_params({"target": 0.5, "target.x": 1})
+    # the grid accepts a dotted name when its first part is a parameter of the strategy
+    with pytest.raises(ValueError, match="nope.x"):
+        load_grid({"strategy": "sma_cross", "params": {"nope.x": [1, 2]}})
+
+
+def test_trials_pass_their_seed_and_the_shared_model_cache_to_model_strategies():
+    import backtrader as bt
+
+    from strategies.registry import register_strategy
+    from strategies.sweep_trial import _strategy_params
+
+    @register_strategy("sweep_grid_test_model_strategy")
+    class ModelLike(bt.Strategy):
+        params = (("indicator_kwargs", None), ("seed", 0))
+
+    got = _strategy_params("sweep_grid_test_model_strategy", {"indicator_kwargs": {"train_bars": 300}}, 7, "/m")
+    assert got == {"indicator_kwargs": {"train_bars": 300, "seed": 7, "cache_dir": "/m"}, "seed": 7}
+    own = _strategy_params("sweep_grid_test_model_strategy", {"indicator_kwargs": {"seed": 1}, "seed": 2}, 7, None)
+    assert own == {"indicator_kwargs": {"seed": 1}, "seed": 2}
+    assert _strategy_params("sma_cross", {"fast": 3}, 7, "/m") == {"fast": 3}
