@@ -136,8 +136,8 @@ class WalkForwardIndicator(bt.Indicator):
             self.fit_model(model, Xf, yf, Xv, yv)
             return model
 
-        model = self.cache.get_or_fit(key, type(self).__name__, cls.load, fit)
-        return model, self.calibrate(model, Xv, yv)
+        return self.cache.get_or_fit(key, type(self).__name__, cls.load, fit,
+                                     lambda model: self.calibrate(model, Xv, yv))
 
     def _features_and_labels(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         X = market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec)

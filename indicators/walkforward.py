@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-__all__ = ["FitCache", "WalkForwardSpec", "default_cache_dir", "forward_log_returns"]
+__all__ = ["FitCache", "WalkForwardSpec", "default_cache_dir", "forward_log_returns", "spec_config"]
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,18 @@ class FitCache:
     """Fitted models on disk, keyed by a hash of (model, config, training rows, package version).
 
     ``cache_dir=None`` keeps nothing on disk. Files are written atomically by the models' ``save``.
-    ``fits`` and ``hits`` count what happened, for tests and progress reports.
+    Models this process has fitted or loaded are also kept in memory (``MEMORY_ITEMS`` of them, least
+    recently used dropped first) together with their calibration state, so a second backtest in the same
+    process (sweeps, notebooks) neither reloads nor recalibrates. ``fits`` and ``hits`` count what happened.
     """
 
     cache_dir: Path | None
     fits: int = 0
     hits: int = 0
     _version: str = field(default_factory=_package_version)
+
+    MEMORY_ITEMS: ClassVar[int] = 256
+    _memory: ClassVar[OrderedDict[str, tuple[Any, Any]]] = OrderedDict()
 
     def key(self, config: Mapping[str, Any], *arrays: np.ndarray) -> str:
         h = hashlib.sha256()
@@ -120,21 +126,37 @@ class FitCache:
             h.update(a.tobytes())
         return h.hexdigest()[:32]
 
-    def get_or_fit(self, key: str, label: str, load: Callable[[Path], Any], fit: Callable[[], Any]) -> Any:
-        """Load the model stored under ``key``, or ``fit()`` one and store it (``label`` names the file)."""
+    def get_or_fit(self, key: str, label: str, load: Callable[[Path], Any], fit: Callable[[], Any],
+                   calibrate: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """``(model, calibration state)`` stored under ``key``: from memory, from disk, or ``fit()`` and store it
+        (``label`` names the file). ``calibrate(model)`` computes the state of a model new to this process."""
+        memory = type(self)._memory
+        if key in memory:
+            memory.move_to_end(key)
+            self.hits += 1
+            return memory[key]
         path = None if self.cache_dir is None else Path(self.cache_dir) / f"{label}-{key}.pt"
+        model = None
         if path is not None and path.exists():
             try:
                 model = load(path)
                 self.hits += 1
-                return model
             except Exception:  # unreadable (truncated, older format): refit and overwrite
-                pass
-        model = fit()
-        self.fits += 1
-        if path is not None:
-            model.save(path)
-        return model
+                model = None
+        if model is None:
+            model = fit()
+            self.fits += 1
+            if path is not None:
+                model.save(path)
+        memory[key] = (model, calibrate(model))
+        while len(memory) > self.MEMORY_ITEMS:
+            memory.popitem(last=False)
+        return memory[key]
+
+    @classmethod
+    def forget(cls) -> None:
+        """Drop the models kept in memory (the disk cache stays)."""
+        cls._memory.clear()
 
 
 def spec_config(spec: WalkForwardSpec) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pytest
 from feeds import DataFrameFeed, synthetic_market
 from feeds.ohlcv import resample_ohlcv
 from indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
+from indicators.walkforward import FitCache
 
 SMALL = dict(train_bars=240, retrain_every=200, quiet=True)
 INDICATORS = {
@@ -60,6 +61,7 @@ def hours(quarter_hours):
 @pytest.fixture(scope="module", params=list(INDICATORS))
 def reference(request, hours, tmp_path_factory):
     cache = tmp_path_factory.mktemp(f"cache-{request.param}")
+    FitCache.forget()
     lines, ind = run(hours, request.param, cache)
     return request.param, cache, lines, ind
 
@@ -86,6 +88,7 @@ def test_no_look_ahead(reference, hours, tmp_path):
     for col in ("open", "high", "low", "close"):
         shocked.iloc[t + 1:, shocked.columns.get_loc(col)] *= 10.0
     shocked.iloc[t + 1:, shocked.columns.get_loc("volume")] *= 7.0
+    FitCache.forget()
     lines, _ = run(shocked, name, tmp_path)  # a fresh cache: every window is refitted
     pd.testing.assert_frame_equal(lines.iloc[:t + 1], full.iloc[:t + 1], check_exact=True)
 
@@ -107,9 +110,15 @@ def test_mode_parity_replay(reference, hours, quarter_hours):
 
 def test_cache_second_run_fits_nothing_and_changed_parameter_refits(reference, hours):
     name, cache, full, ind = reference
+    FitCache.forget()                       # a new process: models come from disk
     again, ind2 = run(hours, name, cache)
     assert ind2.n_fits == 0 and ind2.cache.hits == ind.n_fits
     pd.testing.assert_frame_equal(again, full, check_exact=True)
+    for path in cache.iterdir():            # the same process: models come from memory
+        path.unlink()
+    in_memory, ind4 = run(hours, name, cache)
+    assert ind4.n_fits == 0 and ind4.cache.hits == ind.n_fits
+    pd.testing.assert_frame_equal(in_memory, full, check_exact=True)
     changed, ind3 = run(hours, name, cache, seed=1)
     assert ind3.n_fits == ind.n_fits
     assert not np.allclose(changed.to_numpy()[ind.spec.first_fit:], full.to_numpy()[ind.spec.first_fit:])
