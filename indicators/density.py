@@ -25,7 +25,7 @@ class LogDensity(WalkForwardIndicator):
     params = (("model", "realnvp"), ("alpha", 0.05))
     plotinfo = dict(subplot=True, plotname="Log-density gate")
     plotlines = dict(logp=dict(_plotskip=True), pvalue=dict(color="#1f77b4", linewidth=1.0),
-                     gate=dict(color="#2ca02c", linewidth=1.0, _fill_lt=(0.5, "#d62728")))
+                     gate=dict(color="#2ca02c", linewidth=1.0, _fill_lt=(1, "#f4cccc")))
     default_fit_kwargs = {"epochs": 40, "patience": 8, "lr": 2e-3}
 
     def __init__(self) -> None:

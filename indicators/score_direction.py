@@ -26,7 +26,7 @@ class ScoreDirection(WalkForwardIndicator):
     plotinfo = dict(subplot=True, plothlines=[0.0], plotname="Score direction")
     plotlines = dict(direction=dict(color="#ff7f0e", linewidth=1.0), strength=dict(_plotskip=True))
     uses_labels = True
-    default_model_kwargs: dict[str, Any] = {}
+    default_model_kwargs = {"hidden": 64, "n_blocks": 2}
     default_fit_kwargs = {"epochs": 40, "patience": 8, "lr": 2e-3}
 
     def model_class(self) -> type:
