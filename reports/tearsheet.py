@@ -14,6 +14,9 @@ import pandas as pd
 __all__ = ["write_tearsheet"]
 
 # QuantStats' template links a favicon on its author's site; an offline report must not fetch anything.
+FLAT_NOTE = ('<p style="background:#fff3cd;padding:8px 12px;font-family:sans-serif">The strategy never held a '
+             'position: its returns are flat, so the comparison with buy-and-hold is left out here '
+             '(buy-and-hold\'s figures are in summary.json).</p>')
 _EXTERNAL_ICON = re.compile(r'<link rel="shortcut icon" href="https?://[^"]*"[^>]*>\s*')
 
 
@@ -33,12 +36,16 @@ def write_tearsheet(path: str | os.PathLike, returns: pd.Series, benchmark: pd.S
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    # QuantStats' regression against the benchmark fails on a strategy that never moved: show it alone
+    flat = not (returns != 0).any()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        qs.reports.html(returns.rename("Strategy"), benchmark=benchmark.rename("Buy & hold"),
+        qs.reports.html(returns.rename("Strategy"), benchmark=None if flat else benchmark.rename("Buy & hold"),
                         periods_per_year=periods_per_year, output=str(tmp), title=title,
                         benchmark_title="Buy & hold", strategy_title="Strategy")
     html = _EXTERNAL_ICON.sub("", tmp.read_text(encoding="utf-8"))
+    if flat:
+        html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + FLAT_NOTE, html, count=1)
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, path)
     import matplotlib.pyplot as plt

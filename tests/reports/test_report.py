@@ -73,3 +73,13 @@ def test_performance_against_hand_computation():
     assert perf["cagr"] == pytest.approx(1.1979 ** (365 / 4) - 1)
     flat = performance(pd.Series(100.0, index=idx), 100.0, 365)
     assert flat["sharpe"] == 0.0 and flat["max_drawdown"] == 0.0 and flat["calmar"] == 0.0
+
+
+def test_a_strategy_that_never_trades_still_gets_a_tearsheet(tmp_path):
+    from reports.tearsheet import FLAT_NOTE, write_tearsheet
+
+    idx = pd.date_range("2023-01-01", periods=60, freq="D")
+    bench = pd.Series(np.random.default_rng(0).normal(0, 0.01, 60), index=idx)
+    path = write_tearsheet(tmp_path / "t.html", pd.Series(0.0, index=idx), bench, 365, "flat")
+    html = path.read_text()
+    assert FLAT_NOTE in html and "Key Performance Metrics" in html
