@@ -17,7 +17,7 @@ from feeds.source import load_source
 from reports import write_report
 from strategies import STRATEGIES, BacktestConfig, backtest, indicator_lines
 
-DEFAULT_STRATEGY = "sma_cross"
+DEFAULT_STRATEGY = "density_gated"
 
 
 class UserError(Exception):
@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slippage", type=_fraction("--slippage"), default=0.0,
                    help="slippage as a fraction of price, against the trader")
     p.add_argument("--out", default="out", help="output folder")
+    p.add_argument("--train-bars", type=int, default=2000,
+                   help="model strategies: bars in each walk-forward training window")
+    p.add_argument("--retrain-every", type=int, default=2000,
+                   help="model strategies: bars between refits (the indicators' own default is 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample market and of the models")
     p.add_argument("--export-lines", default=None, metavar="PATH.csv",
                    help="write every indicator line of the strategy, per bar, to this CSV")
@@ -183,7 +187,10 @@ def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
     return BacktestConfig(strategy=args.strategy, params=dict(args.param), cash=args.cash, market=market,
                           commission=args.commission, maker_fee=args.maker_fee, leverage=args.leverage,
                           funding=funding, slippage=args.slippage, volume_fill=args.volume_fill,
-                          runonce=not args.bar_by_bar)
+                          runonce=not args.bar_by_bar,
+                          indicator_kwargs={"seed": args.seed, "quiet": args.quiet,
+                                            "cache_dir": os.path.join(args.cache_dir, "models"),
+                                            "train_bars": args.train_bars, "retrain_every": args.retrain_every})
 
 
 def run_live(args: argparse.Namespace) -> dict[str, Any]:

@@ -5,10 +5,14 @@ from .backtest import BacktestConfig, BacktestResult, backtest, indicator_lines
 from .baselines import BuyAndHold, SmaCross
 from .broker import BybitBroker, FractionalBarPerc
 from .commission import BYBIT_FEES, BybitCommission, FractionalCommission
+from .density_gated import DensityGatedStrategy
+from .model_base import ModelStrategy
+from .model_strategies import BNNConfidence, EnergySized, RegimeFilter, ScoreMomentum
 from .funding import FundingRates
 from .registry import STRATEGIES, get_strategy, register_strategy
 from .sizers import EnergyScaledSizer, UncertaintySizer
 
-__all__ = ["BYBIT_FEES", "BacktestConfig", "BacktestResult", "BuyAndHold", "BybitBroker", "BybitCommission",
+__all__ = ["BNNConfidence", "BYBIT_FEES", "BacktestConfig", "BacktestResult", "BuyAndHold", "BybitBroker",
+           "BybitCommission", "DensityGatedStrategy", "EnergySized", "ModelStrategy", "RegimeFilter", "ScoreMomentum",
            "EnergyScaledSizer", "FractionalBarPerc", "FractionalCommission", "FundingRates", "STRATEGIES",
            "SmaCross", "UncertaintySizer", "backtest", "get_strategy", "indicator_lines", "register_strategy"]

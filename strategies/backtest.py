@@ -49,6 +49,7 @@ class BacktestConfig:
     leverage: float = 1.0
     funding: FundingSource | None = None
     volume_fill: float | None = None  # percent of a bar's volume an order may fill per bar
+    indicator_kwargs: Mapping[str, Any] = field(default_factory=dict)  # walk-forward settings of model strategies
 
     def __post_init__(self) -> None:
         if not self.cash > 0:
@@ -161,7 +162,10 @@ def backtest(df: pd.DataFrame, config: BacktestConfig = BacktestConfig(), *,
     strategy_cls = get_strategy(config.strategy)
     cerebro = bt.Cerebro(stdstats=False, runonce=config.runonce, **(cerebro_kwargs or {}))
     cerebro.adddata(DataFrameFeed(dataname=df), name="data")
-    cerebro.addstrategy(strategy_cls, **dict(config.params))
+    params = dict(config.params)
+    if config.indicator_kwargs and "indicator_kwargs" in strategy_cls.params._getkeys():
+        params["indicator_kwargs"] = {**config.indicator_kwargs, **(params.get("indicator_kwargs") or {})}
+    cerebro.addstrategy(strategy_cls, **params)
     cerebro.setbroker(config.make_broker())
     cerebro.addobserver(bt.observers.Value)
     cerebro.addobserver(bt.observers.BuySell, barplot=True)

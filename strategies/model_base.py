@@ -1,0 +1,107 @@
+"""``ModelStrategy``: what the model-driven strategies share — building model indicators with one set of
+walk-forward settings, order bookkeeping, and entries with optional stop-loss / take-profit brackets."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import feeds.btcompat  # noqa: F401
+
+import backtrader as bt
+
+from indicators import BNNUncertainty, Regime
+
+__all__ = ["ModelStrategy"]
+
+
+class ModelStrategy(bt.Strategy):
+    """Base of the strategies that read model indicators.
+
+    ``indicator_kwargs`` go to every model indicator (``train_bars``, ``retrain_every``, ``seed``,
+    ``cache_dir``, ``quiet`` ...). ``target`` is the fraction of portfolio value a full position holds;
+    ``stop_loss`` / ``take_profit`` (fractions of the entry bar's close) turn entries into brackets.
+    ``diagnostics=True`` also attaches the BNN and regime indicators the report's diagnostics page shows
+    when the strategy does not use them itself.
+    """
+
+    params = (
+        ("target", 0.95),
+        ("long_short", False),
+        ("stop_loss", None),
+        ("take_profit", None),
+        ("indicator_kwargs", None),
+        ("diagnostics", False),
+        ("use_sizer", False),
+    )
+
+    def __init__(self) -> None:
+        for name in ("stop_loss", "take_profit"):
+            value = getattr(self.p, name)
+            if value is not None and not 0 < value < 1:
+                raise ValueError(f"{type(self).__name__}({name}={value}): a fraction of price in (0, 1)")
+        if not 0 < self.p.target <= 10:
+            raise ValueError(f"{type(self).__name__}(target={self.p.target}): a fraction of portfolio value")
+        self._working_orders: list[bt.Order] = []
+
+    def model(self, cls: type, **kwargs: Any) -> Any:
+        """A model indicator on the data with the strategy's common walk-forward settings."""
+        return cls(self.data, **{**(self.p.indicator_kwargs or {}), **kwargs})
+
+    def attach_diagnostics(self) -> None:
+        """Add the BNN and regime indicators for the report, unless the strategy has them already."""
+        if not self.p.diagnostics:
+            return
+        if getattr(self, "uncertainty", None) is None:
+            self.uncertainty = self.model(BNNUncertainty)
+        if getattr(self, "regime", None) is None:
+            self.regime = self.model(Regime)
+
+    # ------------------------------------------------------------------ orders
+    def notify_order(self, order: bt.Order) -> None:
+        if not order.alive() and order in self._working_orders:
+            self._working_orders.remove(order)
+
+    def pending(self) -> bool:
+        """An entry or exit order is still working (bracket children do not count)."""
+        return any(o.alive() and o.parent is None for o in self._working_orders)
+
+    def enter(self, direction: int, fraction: float = 1.0) -> None:
+        """Open a position of ``direction`` (+1 long, −1 short) worth ``fraction × target`` of the portfolio,
+        filled at the next open, inside a bracket when stop-loss / take-profit are set. With
+        ``use_sizer=True`` the strategy's sizer sizes it instead."""
+        price = self.data.close[0]
+        if self.p.use_sizer:
+            size = None
+        else:
+            size = fraction * self.p.target * self.broker.getvalue() / price
+            if not size > 0 or not math.isfinite(size):
+                return
+        if self.p.stop_loss is None and self.p.take_profit is None:
+            order = self.buy(size=size) if direction > 0 else self.sell(size=size)
+            if order is not None:
+                self._working_orders.append(order)
+            return
+        sl, tp = self.p.stop_loss, self.p.take_profit
+        bracket = self.buy_bracket if direction > 0 else self.sell_bracket
+        orders = bracket(
+            size=size, exectype=bt.Order.Market,
+            stopprice=None if sl is None else price * (1 - direction * sl),
+            stopexec=None if sl is None else bt.Order.Stop,
+            limitprice=None if tp is None else price * (1 + direction * tp),
+            limitexec=None if tp is None else bt.Order.Limit,
+        )
+        self._working_orders.extend(o for o in orders if o is not None)
+
+    def exit(self, keep: float = 0.0) -> None:
+        """Close the position (cancelling its brackets), or cut it to ``keep`` of its size."""
+        for order in list(self._working_orders):
+            if order.alive() and order.parent is not None:
+                self.cancel(order)
+        size = self.position.size
+        if keep > 0:
+            cut = size * (1.0 - keep)
+            order = self.sell(size=cut) if size > 0 else self.buy(size=-cut)
+        else:
+            order = self.close()
+        if order is not None:
+            self._working_orders.append(order)
