@@ -12,7 +12,7 @@ import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 
-__all__ = ["BYBIT_FEES", "MARKETS", "BybitCommission", "FractionalCommission"]
+__all__ = ["BYBIT_FEES", "MARKETS", "BybitCommission"]
 
 #: the markets a :class:`BybitCommission` models
 MARKETS = ("spot", "linear")
@@ -22,24 +22,6 @@ BYBIT_FEES: dict[str, tuple[float, float]] = {
     "spot": (0.001, 0.001),        # 0.1 % / 0.1 %
     "linear": (0.0002, 0.00055),   # 0.02 % / 0.055 % (USDT perpetuals)
 }
-
-
-class FractionalCommission(bt.CommInfoBase):
-    """A percentage fee on traded value (``commission=0.00055`` is 0.055 %), with fractional sizes.
-
-    backtrader's stock-like schemes round ``getsize`` down to whole units, which buys nothing of a
-    20,000-dollar coin with 10,000 dollars; here ``order_target_percent`` gets the exact fraction.
-    """
-
-    params = (
-        ("commission", 0.0),
-        ("stocklike", True),
-        ("commtype", bt.CommInfoBase.COMM_PERC),
-        ("percabs", True),
-    )
-
-    def getsize(self, price: float, cash: float) -> float:
-        return self.p.leverage * (cash / price)
 
 
 def _check_fee(name: str, value: float) -> None:
