@@ -1,4 +1,5 @@
-"""``write_report``: the tearsheet, the summary figures and the plot of a finished backtest."""
+"""``write_report``: the tearsheet, the summary figures, the plot and the model diagnostics page of a finished
+backtest."""
 from __future__ import annotations
 
 import json
@@ -7,8 +8,11 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
+from .diagnostics import write_diagnostics
+from .diagnostics_stats import diagnostic_figures, has_model_lines
 from .metrics import daily_returns, performance, periods_per_year
 from .plot import write_plot
 from .tearsheet import write_tearsheet
@@ -25,12 +29,14 @@ class Result(Protocol):
 
     values: pd.Series       # broker value at each bar's close, UTC index
     benchmark: pd.Series    # buy-and-hold value of the same bars
-    trades: pd.DataFrame    # closed trades, with a ``pnlcomm`` column
+    trades: pd.DataFrame    # closed trades, with ``open`` (fill time) and ``pnlcomm`` columns
+    positions: pd.Series    # position size at each bar's close
     runtime_s: float
     exposure: float
     # a BacktestResult also has fees_paid (total commission) and funding_paid (net perpetual funding
     # paid, negative when received), cash units; summaries of results without them leave them out
     cerebro: Any
+    strategy: Any           # the backtrader strategy after the run (its data and indicators)
 
 
 def summarize(result: Result, initial: float) -> dict[str, Any]:
@@ -62,16 +68,49 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def _bars(strategy: Any, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """The strategy's OHLCV bars on ``index`` (its bars' datetimes)."""
+    n = len(index)
+    return pd.DataFrame({k: np.asarray(getattr(strategy.data, k).array, dtype=np.float64)[:n] for k in _OHLCV},
+                        index=index)
+
+
+def _model_settings(strategy: Any) -> dict[str, Any]:
+    """The diagnostics' settings read off the strategy's first BNNUncertainty (``horizon``, ``level``) and
+    LogDensity (``alpha``) indicators."""
+    settings: dict[str, Any] = {"horizon": 1, "level": None, "alpha": None}
+    for ind in reversed(strategy.getindicators()):     # reversed: the first of a class wins
+        name = type(ind).__name__
+        if name == "BNNUncertainty":
+            settings.update(horizon=max(int(ind.p.horizon), 1), level=float(ind.p.level))
+        elif name == "LogDensity":
+            settings["alpha"] = float(ind.p.alpha)
+    return settings
+
+
 def write_report(result: Result, out_dir: str | os.PathLike, *, initial: float, title: str = "btdensity backtest",
                  plot: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``tearsheet.html``, ``summary.json`` and (unless ``plot=False``) ``plot.png`` into ``out_dir``.
+    """Write ``tearsheet.html``, ``summary.json``, (unless ``plot=False``) ``plot.png`` and, when the strategy
+    has model indicators, ``diagnostics.html`` (:func:`reports.diagnostics.write_diagnostics`) into ``out_dir``.
 
+    The summary also holds :func:`reports.diagnostics_stats.diagnostic_figures` (time in market, gate-closed
+    and in-distribution shares, BNN interval coverage: those the strategy's indicators allow).
     ``initial`` is the starting cash; ``extra`` figures are merged into the summary.
     Returns the paths written, by name.
     """
+    from strategies.backtest import indicator_lines   # the lines of the run (strategies imports indicators, torch)
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    lines = indicator_lines(result.strategy)
+    prices = _bars(result.strategy, lines.index)
+    settings = _model_settings(result.strategy)
     summary = summarize(result, initial)
+    summary.update(diagnostic_figures(lines, result.positions, prices, horizon=settings["horizon"],
+                                      level=settings["level"]))
     if extra:
         summary.update(extra)
     paths = {"summary": out / "summary.json", "tearsheet": out / "tearsheet.html"}
@@ -83,4 +122,7 @@ def write_report(result: Result, out_dir: str | os.PathLike, *, initial: float, 
                     daily_returns(result.benchmark, initial), summary["periods_per_year"], title)
     if plot:
         paths["plot"] = write_plot(result.cerebro, out / "plot.png")
+    if has_model_lines(lines):
+        paths["diagnostics"] = write_diagnostics(out, prices=prices, lines=lines, trades=result.trades,
+                                                 positions=result.positions, title=title, **settings)
     return paths

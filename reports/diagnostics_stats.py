@@ -1,0 +1,176 @@
+"""The numbers behind the model diagnostics page: time in market and in distribution, trades and bars by
+log-density decile, and the BNN forecast's reliability (observed against nominal interval coverage).
+
+All functions read ``lines`` frames as :func:`strategies.indicator_lines` gives them (columns
+``<IndicatorClass>.<line>``, a UTC DatetimeIndex of the bars); a model line the strategy does not have is
+simply absent from the frame.
+"""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DIAGNOSTIC_KEYS", "MODEL_INDICATORS", "RELIABILITY_LEVELS", "bnn_reliability", "decile_table",
+           "diagnostic_figures", "entry_bars", "has_model_lines", "line", "reliability"]
+
+#: the indicator classes whose lines the diagnostics page reads
+MODEL_INDICATORS = ("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime")
+#: the figures :func:`diagnostic_figures` may return (each only when its inputs exist)
+DIAGNOSTIC_KEYS = ("time_in_market", "gate_closed_share", "in_distribution_share", "bnn_coverage", "bnn_level")
+#: nominal coverages of the central intervals of the reliability diagram
+RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def has_model_lines(lines: pd.DataFrame) -> bool:
+    """Whether ``lines`` holds a line of any model indicator (``MODEL_INDICATORS``)."""
+    return any(str(c).split(".", 1)[0] in MODEL_INDICATORS for c in lines.columns)
+
+
+def line(lines: pd.DataFrame, name: str) -> pd.Series | None:
+    """The column ``name`` (e.g. ``"LogDensity.gate"``) as floats, or ``None`` when it is absent or all NaN."""
+    if name not in lines.columns:
+        return None
+    values = pd.to_numeric(lines[name], errors="coerce").astype(np.float64)
+    values = values.where(np.isfinite(values))
+    return values if values.notna().any() else None
+
+
+def _check_lines(lines: pd.DataFrame) -> None:
+    if not isinstance(lines, pd.DataFrame) or not isinstance(lines.index, pd.DatetimeIndex):
+        raise ValueError("lines must be a DataFrame indexed by the bars' datetimes (strategies.indicator_lines)")
+    if lines.index.tz is None:
+        raise ValueError("lines must have a UTC (tz-aware) DatetimeIndex")
+    if not lines.index.is_monotonic_increasing:
+        raise ValueError("lines' index must be sorted by time")
+
+
+def _close(prices: pd.DataFrame, index: pd.DatetimeIndex) -> np.ndarray:
+    if not isinstance(prices, pd.DataFrame) or "close" not in prices.columns:
+        raise ValueError("prices must be an OHLCV DataFrame with a 'close' column")
+    close = prices["close"].reindex(index)
+    if close.isna().all():
+        raise ValueError("prices share no bar with lines (both need the same UTC bar datetimes)")
+    return close.to_numpy(dtype=np.float64)
+
+
+def _forward_log_returns(close: np.ndarray, horizon: int) -> np.ndarray:
+    # the BNN's own label definition (imported here: indicators pulls in torch, reports should not need to)
+    from indicators.walkforward import forward_log_returns
+
+    return forward_log_returns(close, horizon)
+
+
+def diagnostic_figures(lines: pd.DataFrame, positions: pd.Series, prices: pd.DataFrame | None = None, *,
+                       horizon: int = 1, level: float | None = None) -> dict[str, float]:
+    """The page's headline figures, all finite (a figure whose inputs are missing is left out).
+
+    - ``time_in_market``: share of bars that closed with an open position (``positions != 0``);
+    - ``gate_closed_share``: share of bars with a defined ``LogDensity.gate`` where it is 0 (closed),
+      and ``in_distribution_share`` = 1 − that (only with a LogDensity indicator);
+    - ``bnn_coverage``: observed share of forward log returns over ``horizon`` bars inside the BNN's
+      ``[lower, upper]``, and ``bnn_level`` its nominal ``level`` (only with a BNNUncertainty indicator,
+      ``prices`` and ``level``).
+    """
+    _check_lines(lines)
+    if not isinstance(positions, pd.Series):
+        raise ValueError("positions must be a Series of position sizes per bar")
+    out: dict[str, float] = {}
+    if len(positions):
+        out["time_in_market"] = float((positions.to_numpy(dtype=np.float64) != 0).mean())
+    gate = line(lines, "LogDensity.gate")
+    if gate is not None:
+        defined = gate.dropna()
+        out["gate_closed_share"] = float((defined <= 0).mean())
+        out["in_distribution_share"] = 1.0 - out["gate_closed_share"]
+    if prices is not None and level is not None:
+        _, coverage = bnn_reliability(lines, prices, horizon=horizon)
+        if coverage is not None:
+            out["bnn_coverage"] = coverage
+            out["bnn_level"] = float(level)
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def entry_bars(index: pd.DatetimeIndex, opens: pd.Series) -> np.ndarray:
+    """Position in ``index`` of each trade's entry decision bar: the last bar strictly before its fill time
+    ``opens`` (naive datetimes are read as UTC); −1 when the fill precedes every bar."""
+    times = pd.DatetimeIndex(pd.to_datetime(opens))
+    times = times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
+    return index.searchsorted(times, side="left") - 1
+
+
+def decile_table(lines: pd.DataFrame, trades: pd.DataFrame, prices: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """Trades and bars by decile of ``LogDensity.logp`` (``None`` without a LogDensity indicator).
+
+    Decile edges are quantiles of logp over all bars with a value (a property of the market, not of the
+    trades); decile k holds ``edge[k-1] <= logp < edge[k]`` (the top one includes its upper edge). A closed
+    trade counts in the decile of its entry decision bar (:func:`entry_bars`). Columns: ``logp_from``,
+    ``logp_to``, ``bars``, ``mean_next_return`` (mean log return from the bar's close to the next one; only
+    with ``prices``), ``trades``, ``pnl`` (sum of ``pnlcomm``), ``hit_rate`` (share of trades with
+    ``pnlcomm > 0``, NaN without trades). ``unassigned`` in ``attrs`` counts trades without a decile.
+    """
+    _check_lines(lines)
+    logp = line(lines, "LogDensity.logp")
+    if logp is None:
+        return None
+    missing = {"open", "pnlcomm"} - set(trades.columns)
+    if missing:
+        raise ValueError(f"trades need the columns {sorted(missing)}")
+    values = logp.to_numpy()
+    edges = np.quantile(values[np.isfinite(values)], np.linspace(0.0, 1.0, 11))
+    decile = np.where(np.isfinite(values), np.searchsorted(edges[1:-1], values, side="right") + 1, 0)
+    table = pd.DataFrame({"logp_from": edges[:-1], "logp_to": edges[1:]}, index=pd.RangeIndex(1, 11, name="decile"))
+    table["bars"] = np.bincount(decile, minlength=11)[1:]
+    if prices is not None:
+        nxt = pd.Series(_forward_log_returns(_close(prices, lines.index), 1))
+        table["mean_next_return"] = nxt[decile > 0].groupby(decile[decile > 0]).mean().reindex(table.index)
+    bar = entry_bars(lines.index, trades["open"]) if len(trades) else np.zeros(0, dtype=np.int64)
+    trade_decile = np.where(bar >= 0, decile[np.clip(bar, 0, None)], 0) if len(bar) else bar
+    pnl = trades["pnlcomm"].to_numpy(dtype=np.float64)
+    assigned = trade_decile > 0
+    groups = pd.DataFrame({"decile": trade_decile[assigned], "pnl": pnl[assigned],
+                           "win": (pnl[assigned] > 0).astype(np.float64)}).groupby("decile")
+    table["trades"] = groups.size().reindex(table.index, fill_value=0).astype(np.int64)
+    table["pnl"] = groups["pnl"].sum().reindex(table.index, fill_value=0.0)
+    table["hit_rate"] = groups["win"].mean().reindex(table.index)
+    table.attrs["unassigned"] = int((~assigned).sum())
+    return table
+
+
+def reliability(mean: Any, std: Any, realised: Any,
+                levels: tuple[float, ...] = RELIABILITY_LEVELS) -> pd.DataFrame:
+    """Observed coverage of Gaussian central intervals: for each nominal ``level`` the share of ``realised``
+    values with ``|realised − mean| <= z_{(1+level)/2} · std``, over the rows where all three are finite and
+    ``std > 0``. Returns columns ``nominal``, ``observed`` and ``n`` (rows used)."""
+    m, s, r = (np.asarray(a, dtype=np.float64).ravel() for a in (mean, std, realised))
+    if not m.shape == s.shape == r.shape:
+        raise ValueError(f"mean, std and realised must have one length; got {m.shape[0]}, {s.shape[0]}, {r.shape[0]}")
+    if not all(0.0 < p < 1.0 for p in levels):
+        raise ValueError(f"levels must lie in (0, 1); got {levels}")
+    ok = np.isfinite(m) & np.isfinite(s) & np.isfinite(r) & (s > 0)
+    z = np.abs(r[ok] - m[ok]) / s[ok]
+    n = int(ok.sum())
+    observed = [float((z <= NormalDist().inv_cdf(0.5 + p / 2)).mean()) if n else math.nan for p in levels]
+    return pd.DataFrame({"nominal": list(levels), "observed": observed, "n": n})
+
+
+def bnn_reliability(lines: pd.DataFrame, prices: pd.DataFrame, *, horizon: int = 1,
+                    levels: tuple[float, ...] = RELIABILITY_LEVELS) -> tuple[pd.DataFrame | None, float | None]:
+    """The BNN's reliability table (:func:`reliability` of its predictive mean and std
+    ``sqrt(epistemic² + aleatoric²)`` against the realised forward log return over ``horizon`` bars) and the
+    observed coverage of its own ``[lower, upper]``; ``(None, None)`` without a BNNUncertainty indicator."""
+    _check_lines(lines)
+    if int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a whole number of bars >= 1; got {horizon}")
+    cols = [line(lines, f"BNNUncertainty.{n}") for n in ("mean", "epistemic", "aleatoric", "lower", "upper")]
+    if any(c is None for c in cols):
+        return None, None
+    mean, epistemic, aleatoric, lower, upper = (c.to_numpy() for c in cols)
+    realised = _forward_log_returns(_close(prices, lines.index), int(horizon))
+    table = reliability(mean, np.hypot(epistemic, aleatoric), realised, levels)
+    ok = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(realised)
+    coverage = float(((realised[ok] >= lower[ok]) & (realised[ok] <= upper[ok])).mean()) if ok.any() else None
+    return table, coverage

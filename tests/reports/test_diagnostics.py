@@ -1,0 +1,268 @@
+"""The model diagnostics page: exact shares, decile assignment, interval reliability against known truths,
+a self-contained HTML page, and write_report's use of it."""
+import base64
+import json
+import math
+import re
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feeds import synthetic_market
+from reports import DIAGNOSTIC_KEYS, diagnostic_figures, write_diagnostics, write_report
+from reports.diagnostics import PANELS
+from reports.diagnostics_stats import RELIABILITY_LEVELS, bnn_reliability, decile_table, entry_bars, reliability
+from strategies import BacktestConfig, backtest, indicator_lines
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _index(n: int) -> pd.DatetimeIndex:
+    return pd.date_range("2024-03-01", periods=n, freq="1h", tz="UTC")
+
+
+# ------------------------------------------------------------------ headline figures
+def test_figures_are_the_exact_shares():
+    idx = _index(10)
+    positions = pd.Series([0, 1, 1, 0, -2, 0, 0, 0, 3, 0], index=idx, dtype=float)
+    gate = [np.nan, np.nan, 1, 0, 1, 1, 0, 0, 1, 1]        # 8 bars defined, 3 closed
+    lines = pd.DataFrame({"LogDensity.gate": gate, "LogDensity.logp": np.arange(10.0)}, index=idx)
+    figures = diagnostic_figures(lines, positions)
+    assert figures == {"time_in_market": pytest.approx(0.4), "gate_closed_share": pytest.approx(3 / 8),
+                       "in_distribution_share": pytest.approx(5 / 8)}
+    assert set(figures) <= set(DIAGNOSTIC_KEYS)
+    sma_only = pd.DataFrame({"SimpleMovingAverage.sma": np.arange(10.0)}, index=idx)
+    assert diagnostic_figures(sma_only, positions) == {"time_in_market": pytest.approx(0.4)}
+
+
+def test_figures_reject_lines_without_utc_times():
+    naive = pd.DataFrame({"LogDensity.gate": [1.0, 0.0]}, index=pd.date_range("2024-01-01", periods=2, freq="h"))
+    with pytest.raises(ValueError, match="UTC"):
+        diagnostic_figures(naive, pd.Series([0.0, 1.0], index=naive.index))
+
+
+# ------------------------------------------------------------------ log-density deciles
+@pytest.fixture(scope="module")
+def decile_case():
+    n_warm, n = 10, 110
+    idx = _index(n)
+    logp = np.full(n, np.nan)
+    logp[n_warm:] = (np.arange(100) * 37) % 100          # a permutation of 0..99: decile = value // 10 + 1
+    rng = np.random.default_rng(3)
+    steps = rng.normal(0, 0.01, n)
+    close = 100 * np.exp(np.cumsum(steps))
+    prices = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=idx)
+    naive = idx.tz_localize(None)
+    opens = [naive[20],                                   # fill at bar 20's open: decided at bar 19 (logp 33)
+             naive[20] + pd.Timedelta("30min"),           # fill inside bar 20: decided at bar 20 (logp 70)
+             naive[5], naive[0]]                          # decided in the warm-up / before the first bar
+    pnls = [5.0, -3.0, 100.0, 50.0]
+    for j in rng.integers(11, n, 40):                     # 40 more at random bars, some of them off the hour
+        opens.append(naive[j] + pd.Timedelta(minutes=int(rng.choice([0, 15]))))
+        pnls.append(float(np.round(rng.normal(0, 10), 2)) if rng.random() > 0.1 else 0.0)
+    trades = pd.DataFrame({"open": opens, "close": [o + pd.Timedelta("3h") for o in opens], "pnl": pnls,
+                           "pnlcomm": pnls})
+    lines = pd.DataFrame({"LogDensity.logp": logp}, index=idx)
+    return lines, trades, prices, logp, steps, decile_table(lines, trades, prices)
+
+
+def test_entry_bar_is_the_last_bar_strictly_before_the_fill(decile_case):
+    lines, trades, *_ = decile_case
+    bars = entry_bars(lines.index, trades["open"])
+    assert list(bars[:4]) == [19, 20, 4, -1]
+    fills = trades["open"].dt.tz_localize("UTC")
+    brute = [max((j for j, t in enumerate(lines.index) if t < f), default=-1) for f in fills]
+    assert list(bars) == brute
+
+
+def test_trades_land_in_the_right_decile(decile_case):
+    lines, trades, _, logp, _, table = decile_case
+    assert list(table.index) == list(range(1, 11))
+    assert list(table["bars"]) == [10] * 10
+    np.testing.assert_allclose(table["logp_from"].iloc[1:], 9.9 * np.arange(1, 10))
+    assert table.attrs["unassigned"] == 2                  # the warm-up trade and the one before the first bar
+    # brute force: the decile of each trade's decision bar, by value // 10 + 1
+    fills = trades["open"].dt.tz_localize("UTC")
+    expected = {d: [] for d in range(1, 11)}
+    for fill, pnl in zip(fills, trades["pnlcomm"]):
+        j = max((j for j, t in enumerate(lines.index) if t < fill), default=-1)
+        if j >= 0 and np.isfinite(logp[j]):
+            expected[int(logp[j]) // 10 + 1].append(pnl)
+    assert 5.0 in expected[4] and -3.0 in expected[8]      # bar 19 has logp 33, bar 20 logp 70
+    for d, pnls in expected.items():
+        assert table.loc[d, "trades"] == len(pnls)
+        assert table.loc[d, "pnl"] == pytest.approx(sum(pnls))
+        if pnls:
+            assert table.loc[d, "hit_rate"] == pytest.approx(np.mean(np.array(pnls) > 0))
+        else:
+            assert math.isnan(table.loc[d, "hit_rate"])
+    assert table["trades"].sum() + table.attrs["unassigned"] == len(trades)
+
+
+def test_bar_level_next_return_by_decile(decile_case):
+    _, _, _, logp, steps, table = decile_case
+    for d in range(1, 11):
+        rows = [j for j in range(len(logp) - 1) if np.isfinite(logp[j]) and int(logp[j]) // 10 + 1 == d]
+        assert table.loc[d, "mean_next_return"] == pytest.approx(np.mean(steps[np.array(rows) + 1]))
+
+
+def test_no_log_density_no_decile_table():
+    idx = _index(5)
+    lines = pd.DataFrame({"Energy.energy": np.arange(5.0)}, index=idx)
+    assert decile_table(lines, pd.DataFrame({"open": [], "pnlcomm": []})) is None
+
+
+# ------------------------------------------------------------------ reliability
+def _forecasts(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(0, 0.01, n)
+    std = 0.01 * np.exp(rng.normal(0, 0.4, n))           # heteroscedastic: each bar has its own std
+    return mean, std, mean + std * rng.standard_normal(n)
+
+
+def test_true_forecast_is_calibrated_and_overconfident_one_is_not():
+    mean, std, realised = _forecasts(20_000, 0)
+    table = reliability(mean, std, realised)
+    assert list(table["nominal"]) == list(RELIABILITY_LEVELS) and (table["n"] == 20_000).all()
+    np.testing.assert_allclose(table["observed"], table["nominal"], atol=0.015)
+    narrow = reliability(mean, std / 2, realised)
+    truth = [2 * NormalDist().cdf(NormalDist().inv_cdf(0.5 + p / 2) / 2) - 1 for p in RELIABILITY_LEVELS]
+    np.testing.assert_allclose(narrow["observed"], truth, atol=0.015)
+    assert (narrow["observed"] < narrow["nominal"] - 0.1)[narrow["nominal"] >= 0.4].all()
+
+
+def test_reliability_skips_undefined_rows_and_checks_lengths():
+    table = reliability([0.0, np.nan, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0], [0.1, 0.0, 0.0, 3.0], levels=(0.5, 0.9))
+    assert list(table["n"]) == [2, 2] and list(table["observed"]) == [0.5, 0.5]
+    with pytest.raises(ValueError, match="one length"):
+        reliability([0.0], [1.0, 1.0], [0.0])
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_bnn_reliability_reads_the_horizon(horizon):
+    """A random walk with N(0, s²) steps: the true forecast of the h-bar log return is N(0, h s²)."""
+    n, s = 12_000, 0.01
+    rng = np.random.default_rng(horizon)
+    idx = _index(n)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, s, n)))
+    prices = pd.DataFrame({"close": close}, index=idx)
+    std = s * math.sqrt(horizon)
+    z90 = NormalDist().inv_cdf(0.95)
+    lines = pd.DataFrame({"BNNUncertainty.mean": 0.0, "BNNUncertainty.epistemic": 0.6 * std,
+                          "BNNUncertainty.aleatoric": 0.8 * std, "BNNUncertainty.lower": -z90 * std,
+                          "BNNUncertainty.upper": z90 * std}, index=idx)
+    table, coverage = bnn_reliability(lines, prices, horizon=horizon)
+    assert table["n"].iloc[0] == n - horizon
+    np.testing.assert_allclose(table["observed"], table["nominal"], atol=0.025)
+    assert coverage == pytest.approx(0.9, abs=0.015)
+    if horizon > 1:                                        # scored at the wrong horizon, the intervals are too wide
+        wrong, _ = bnn_reliability(lines, prices, horizon=1)
+        assert (wrong["observed"] > wrong["nominal"] + 0.05)[wrong["nominal"].between(0.3, 0.8)].all()
+    figures = diagnostic_figures(lines, pd.Series(0.0, index=idx), prices, horizon=horizon, level=0.9)
+    assert figures["bnn_coverage"] == coverage and figures["bnn_level"] == 0.9
+
+
+# ------------------------------------------------------------------ the page
+def _model_lines(prices: pd.DataFrame) -> pd.DataFrame:
+    """Hand-made lines of all five model indicators on the bars of ``prices`` (NaN during a 100-bar warm-up)."""
+    n = len(prices)
+    rng = np.random.default_rng(7)
+    ret = np.log(prices["close"]).diff().fillna(0).to_numpy()
+    unusual = np.abs(ret) / ret.std()
+    gate = (unusual < 2.0).astype(float)
+    std = np.full(n, ret.std())
+    lines = pd.DataFrame({
+        "Energy.energy": unusual ** 2, "Energy.zscore": unusual, "Energy.pvalue": np.exp(-unusual),
+        "LogDensity.logp": -unusual ** 2, "LogDensity.pvalue": np.exp(-unusual), "LogDensity.gate": gate,
+        "BNNUncertainty.mean": 0.0, "BNNUncertainty.epistemic": 0.3 * std, "BNNUncertainty.aleatoric": std,
+        "BNNUncertainty.lower": -1.7 * std, "BNNUncertainty.upper": 1.7 * std,
+        "Regime.regime": np.repeat(np.arange(n // 50 + 1) % 4, 50)[:n].astype(float),
+        "Regime.confidence": rng.uniform(0.3, 0.9, n), "Regime.energy": unusual,
+    }, index=prices.index)
+    lines.iloc[:100] = np.nan
+    return lines
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    prices = synthetic_market(600, seed=4)
+    lines = _model_lines(prices)
+    positions = pd.Series(np.where(np.arange(600) % 30 < 12, 1.0, 0.0), index=prices.index)
+    naive = prices.index.tz_localize(None)
+    trades = pd.DataFrame({"open": naive[130:590:30], "close": naive[141:600:30],
+                           "pnlcomm": np.linspace(-20, 25, 16), "pnl": np.linspace(-19, 26, 16)})
+    out = tmp_path_factory.mktemp("diag")
+    path = write_diagnostics(out, prices=prices, lines=lines, trades=trades, positions=positions, title="unit <test>",
+                             horizon=1, level=0.9, alpha=0.05)
+    only_density = write_diagnostics(out / "partial", prices=prices, lines=lines.filter(like="LogDensity."),
+                                     trades=trades, positions=positions, title="partial")
+    return lines, path.read_text(), only_density.read_text()
+
+
+def _images(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)]
+
+
+def test_page_has_five_panels_and_inline_images(page):
+    lines, html, _ = page
+    for heading in PANELS:
+        assert f"<h2>{heading}</h2>" in html
+    images = _images(html)
+    assert len(images) == 5 and all(img.startswith(PNG) and len(img) > 5_000 for img in images)
+    assert "unit &lt;test&gt;" in html                         # the title is escaped
+    closed = (lines["LogDensity.gate"].dropna() == 0).mean()
+    assert f"<td>{closed:.1%}</td>" in html and f"<td>{1 - closed:.1%}</td>" in html
+    assert "This strategy has no" not in html
+
+
+def test_page_is_self_contained(page):
+    _, html, partial = page
+    for doc in (html, partial):
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", doc)
+        assert "<script" not in doc and "<link" not in doc and "@import" not in doc
+
+
+def test_missing_indicators_say_so(page):
+    _, _, partial = page
+    for heading in PANELS:
+        assert f"<h2>{heading}</h2>" in partial
+    assert "no BNNUncertainty indicator" in partial and "no Regime indicator" in partial
+    assert len(_images(partial)) == 3                           # density, deciles, time in distribution
+
+
+# ------------------------------------------------------------------ write_report
+def test_sma_cross_report_has_no_page(tmp_path):
+    res = backtest(synthetic_market(400, seed=1), BacktestConfig("sma_cross"))
+    paths = write_report(res, tmp_path, initial=10_000.0, plot=False)
+    assert "diagnostics" not in paths and not (tmp_path / "diagnostics.html").exists()
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["time_in_market"] == pytest.approx((res.positions != 0).mean()) == pytest.approx(summary["exposure"])
+    assert "gate_closed_share" not in summary and "bnn_coverage" not in summary
+
+
+@pytest.fixture(scope="module")
+def model_report(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("models")
+    res = backtest(synthetic_market(900), BacktestConfig("density_gated", indicator_kwargs={
+        "train_bars": 240, "retrain_every": 300, "cache_dir": str(cache), "fit_kwargs": {"epochs": 3}}))
+    out = tmp_path_factory.mktemp("model_report")
+    paths = write_report(res, out, initial=10_000.0, title="density_gated", plot=False)
+    return res, paths, json.loads(paths["summary"].read_text())
+
+
+def test_model_report_writes_the_page_and_the_figures(model_report):
+    res, paths, summary = model_report
+    html = paths["diagnostics"].read_text()
+    assert all(f"<h2>{h}</h2>" in html for h in PANELS) and len(_images(html)) == 5
+    lines = indicator_lines(res.strategy)
+    gate = lines["LogDensity.gate"].dropna()
+    assert summary["gate_closed_share"] == pytest.approx((gate == 0).mean())
+    assert summary["in_distribution_share"] == pytest.approx(1 - summary["gate_closed_share"])
+    assert summary["time_in_market"] == pytest.approx((res.positions != 0).mean())
+    assert summary["bnn_level"] == 0.9 and 0.5 < summary["bnn_coverage"] <= 1.0
+    for key in DIAGNOSTIC_KEYS:
+        assert math.isfinite(summary[key]), key
+    table = decile_table(lines, res.trades)
+    assert table["trades"].sum() + table.attrs["unassigned"] == summary["n_trades"]
