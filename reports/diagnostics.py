@@ -75,7 +75,8 @@ def _panel(heading: str, note: str, body: str) -> str:
 
 
 def _missing(what: str) -> str:
-    return f"<p class='missing'>This strategy has no {what} indicator: nothing to show here.</p>"
+    return (f"<p class='missing'>No {what} values in this run: the strategy has no such indicator, or its "
+            "walk-forward warm-up outlasted the data.</p>")
 
 
 def _density_panel(prices: pd.DataFrame, lines: pd.DataFrame, figures: dict[str, float]) -> str:

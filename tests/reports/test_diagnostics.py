@@ -214,7 +214,7 @@ def test_page_has_five_panels_and_inline_images(page):
     assert "unit &lt;test&gt;" in html                         # the title is escaped
     closed = (lines["LogDensity.gate"].dropna() == 0).mean()
     assert f"<td>{closed:.1%}</td>" in html and f"<td>{1 - closed:.1%}</td>" in html
-    assert "This strategy has no" not in html
+    assert "values in this run" not in html
 
 
 def test_page_is_self_contained(page):
@@ -228,7 +228,7 @@ def test_missing_indicators_say_so(page):
     _, _, partial = page
     for heading in PANELS:
         assert f"<h2>{heading}</h2>" in partial
-    assert "no BNNUncertainty indicator" in partial and "no Regime indicator" in partial
+    assert "No BNNUncertainty values" in partial and "No Regime values" in partial
     assert len(_images(partial)) == 3                           # density, deciles, time in distribution
 
 
