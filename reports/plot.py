@@ -18,12 +18,19 @@ def write_plot(cerebro, path: str | os.PathLike, *, width: float = 16.0, height:
     from feeds.btcompat import use_headless_matplotlib
 
     use_headless_matplotlib()
+    import matplotlib.pyplot as plt
+
+    data = cerebro.datas[0]
+    style = "candle" if len(data) <= 500 else "line"
+    with plt.style.context("default"):  # QuantStats changes matplotlib's global style when it runs first
+        return _draw(cerebro, data, style, path, width, height, dpi)
+
+
+def _draw(cerebro, data, style: str, path, width: float, height: float, dpi: int) -> Path:
     import backtrader as bt
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    data = cerebro.datas[0]
-    style = "candle" if len(data) <= 500 else "line"
     figures = cerebro.plot(style=style, iplot=False, volume=True, barup="#2ca02c", bardown="#d62728",
                            numfigs=1)
     fig = figures[0][0]

@@ -201,9 +201,12 @@ def indicator_lines(strategy: bt.Strategy) -> pd.DataFrame:
         cls = type(ind).__name__
         seen[cls] = seen.get(cls, 0) + 1
         prefix = cls if seen[cls] == 1 else f"{cls}_{seen[cls]}"
-        for i, alias in enumerate(ind.lines.getlinealiases()):
+        lines = ind.lines
+        # arithmetic of lines (e.g. SMA - SMA) is a line operation whose lines have no names
+        aliases = lines.getlinealiases() if hasattr(lines, "getlinealiases") else [f"line{i}" for i in range(len(lines))]
+        for i, alias in enumerate(aliases):
             values = np.full(n, np.nan)
-            arr = np.asarray(ind.lines[i].array, dtype=np.float64)[:n]
+            arr = np.asarray(lines[i].array, dtype=np.float64)[:n]
             values[:len(arr)] = arr
             columns[f"{prefix}.{alias}"] = values
     return pd.DataFrame(columns, index=index).rename_axis("datetime")
