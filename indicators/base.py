@@ -214,6 +214,10 @@ class WalkForwardIndicator(bt.Indicator):
         for j in range(self.size()):
             self.lines[j][0] = float(values[j])
 
+    def _plotlabel(self) -> list[str]:
+        """What backtrader's plot shows after the name: the model, not every parameter (features, paths ...)."""
+        return [self.model_class().__name__]
+
     def describe(self) -> str:
         """A one-line description for logs: the schedule and the fits done."""
         return json.dumps({"indicator": type(self).__name__, "first_fit": self.spec.first_fit,
