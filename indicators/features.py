@@ -60,7 +60,13 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
     logc = np.log(c)
     r1 = np.r_[np.nan, np.diff(logc)]
-    vol24 = lambda: _rolling(r1, 24, _std)                       # noqa: E731
+    memo: dict[str, np.ndarray] = {}
+
+    def vol24() -> np.ndarray:  # three features use it: computed once per call
+        if "vol24" not in memo:
+            memo["vol24"] = _rolling(r1, 24, _std)
+        return memo["vol24"]
+
     prev_vol24 = lambda: _lag(vol24(), 1)                        # noqa: E731
     logv = np.log1p(v)
 
