@@ -28,6 +28,7 @@ __all__ = [
     "atomic_torch_save",
     "check_array",
     "check_target",
+    "minibatch_epoch",
     "select_device",
 ]
 
@@ -157,6 +158,31 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def minibatch_epoch(loss_of: Callable[[torch.Tensor], torch.Tensor], n: int, s: "FitSettings",
+                    params: Sequence[torch.Tensor], opt: torch.optim.Optimizer, gen: torch.Generator,
+                    what: str) -> float:
+    """One epoch over ``n`` shuffled rows in mini-batches: ``loss_of(row indices)``, backward, clip, step.
+
+    Returns the batch losses' mean weighted by batch size; a non-finite loss raises FloatingPointError
+    naming ``what``.
+    """
+    perm = torch.randperm(n, generator=gen, device=gen.device)
+    total = 0.0
+    for i in range(0, n, s.batch_size):
+        idx = perm[i:i + s.batch_size]
+        loss = loss_of(idx)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{what}: the training loss became {loss.item()}; try a smaller lr or "
+                                     "stronger regularisation")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.grad_clip:
+            nn.utils.clip_grad_norm_(params, s.grad_clip)
+        opt.step()
+        total += loss.item() * idx.numel()
+    return total / n
 
 
 @dataclass(frozen=True)
@@ -315,23 +341,9 @@ class BaseModel:
             epochs = tqdm(epochs, desc=type(self).__name__, leave=False)
         for epoch in epochs:
             self.module.train()
-            perm = torch.randperm(n, generator=gen, device=self.device)
-            total, count = 0.0, 0
-            for i in range(0, n, s.batch_size):
-                idx = perm[i:i + s.batch_size]
-                loss = self._loss(tuple(t[idx] for t in train))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{type(self).__name__}: training loss became {loss.item()} at epoch {epoch}; "
-                        "try a smaller lr or stronger regularisation")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if s.grad_clip:
-                    nn.utils.clip_grad_norm_(params, s.grad_clip)
-                opt.step()
-                total += loss.item() * idx.numel()
-                count += idx.numel()
-            record = {"epoch": epoch, "train_loss": total / count}
+            train_loss = minibatch_epoch(lambda idx: self._loss(tuple(t[idx] for t in train)), n, s, params, opt,
+                                         gen, f"{type(self).__name__} at epoch {epoch}")
+            record = {"epoch": epoch, "train_loss": train_loss}
             record.update(self._epoch_metrics())
             if val:
                 self.module.eval()

@@ -47,7 +47,7 @@ from pyro.infer.autoguide.initialization import init_to_sample
 from pyro.nn import PyroModule, PyroSample
 from torch import nn
 
-from .base import BaseModel, EarlyStopping, Standardizer, check_array, check_target
+from .base import BaseModel, EarlyStopping, Standardizer, check_array, check_target, minibatch_epoch
 from .calibration import central_quantile, fit_variance_scale, predictive_nll
 
 __all__ = ["BayesianNN", "Prediction"]
@@ -349,21 +349,10 @@ class BayesianNN(BaseModel):
             for epoch in range(s.epochs):
                 beta = min(1.0, (epoch + 1) / warmup) if warmup else 1.0
                 scaled_guide = poutine.scale(guide, scale=beta)
-                perm = torch.randperm(n, generator=gen, device=self.device)
-                total = 0.0
-                for i in range(0, n, s.batch_size):
-                    idx = perm[i:i + s.batch_size]
-                    loss = elbo.differentiable_loss(self.net, scaled_guide, train[0][idx], train[1][idx],
-                                                    beta, n / idx.numel()) / n
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"BayesianNN: the ELBO became {loss.item()} at epoch {epoch}; "
-                                                 "try a smaller lr or prior_scale")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if s.grad_clip:
-                        nn.utils.clip_grad_norm_(params, s.grad_clip)
-                    opt.step()
-                    total += loss.item() * idx.numel() / n
+                total = minibatch_epoch(
+                    lambda idx: elbo.differentiable_loss(self.net, scaled_guide, train[0][idx], train[1][idx],
+                                                         beta, n / idx.numel()) / n,
+                    n, s, params, opt, gen, f"BayesianNN ELBO at epoch {epoch}")
                 record = {"epoch": epoch, "beta": beta, "train_loss": total}
                 if val:
                     record["val_nll"] = self._val_nll(guide, val, val_draws)
