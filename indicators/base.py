@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from array import array
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from .walkforward import FitCache, WalkForwardSpec, default_cache_dir, forward_l
 __all__ = ["WalkForwardIndicator"]
 
 _OHLCV = ("open", "high", "low", "close", "volume")
+#: feature arrays kept per data feed (the indicators of one feed share them; see ``_features``)
+_FEATURE_MEMO_ITEMS = 16
 #: rows per batched evaluation (see ``_evaluate_block``)
 EVAL_BLOCK = 32
 
@@ -139,8 +142,30 @@ class WalkForwardIndicator(bt.Indicator):
         return self.cache.get_or_fit(key, type(self).__name__, cls.load, fit,
                                      lambda model: self.calibrate(model, Xv, yv))
 
-    def _features_and_labels(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        X = market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec)
+    def _features(self, arrays: dict[str, np.ndarray], end_bar: int) -> np.ndarray:
+        """Features of the bars in ``arrays`` (the last one is bar ``end_bar``), shared by all the indicators on
+        this data feed: computed once per bar, not once per indicator.
+
+        The key holds the last bar's values, so a bar still forming (replay, live) is never served stale rows;
+        the bars before it are final. The rows are read-only, as they are shared.
+        """
+        last = tuple(float(arrays[name][-1]) for name in _OHLCV)
+        key = (self.feature_spec, end_bar, len(arrays["close"]), last)
+        memo = getattr(self.data, "_btdensity_features", None)
+        if memo is None:
+            memo = OrderedDict()
+            self.data._btdensity_features = memo
+        X = memo.get(key)
+        if X is None:
+            X = market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec)
+            X.flags.writeable = False
+            memo[key] = X
+            while len(memo) > _FEATURE_MEMO_ITEMS:
+                memo.popitem(last=False)
+        return X
+
+    def _features_and_labels(self, arrays: dict[str, np.ndarray], end_bar: int) -> tuple[np.ndarray, np.ndarray | None]:
+        X = self._features(arrays, end_bar)
         y = self.labels(arrays["close"]) if self.uses_labels else None
         return X, y
 
@@ -161,7 +186,7 @@ class WalkForwardIndicator(bt.Indicator):
         self._once_done = True
         n = self.data.buflen()
         arrays = {name: np.array(getattr(self.data, name).array[:n], dtype=np.float64) for name in _OHLCV}
-        X, y = self._features_and_labels(arrays)
+        X, y = self._features_and_labels(arrays, n - 1)
         out = np.full((n, self.size()), np.nan)
         n_windows = self.spec.fit_index(n - 1) + 1
         windows = range(n_windows)
@@ -204,12 +229,12 @@ class WalkForwardIndicator(bt.Indicator):
         if k != self._k:
             # the fit needs the history before bar T_k only; take all buffered bars up to now
             arrays = self._history(bar + 1)
-            X, y = self._features_and_labels(arrays)
+            X, y = self._features_and_labels(arrays, bar)
             self._model, self._state = self._window_model(k, X, y)
             self._k = k
         offset = (bar - self.spec.fit_bar(k)) % EVAL_BLOCK   # the bar's place in its block (see once)
         window = self._history(self.spec.first_row + offset + 1)
-        rows = market_features(*(window[name] for name in _OHLCV), spec=self.feature_spec)[-(offset + 1):]
+        rows = self._features(window, bar)[-(offset + 1):]
         values = self._evaluate_block(self._model, self._state, rows)[offset]
         for j in range(self.size()):
             self.lines[j][0] = float(values[j])
