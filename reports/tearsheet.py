@@ -42,6 +42,7 @@ def write_tearsheet(path: str | os.PathLike, returns: pd.Series, benchmark: pd.S
         warnings.simplefilter("ignore")
         qs.reports.html(returns.rename("Strategy"), benchmark=None if flat else benchmark.rename("Buy & hold"),
                         periods_per_year=periods_per_year, output=str(tmp), title=title,
+                        match_dates=False,  # the whole run, warm-up included, as summary.json reports it
                         benchmark_title="Buy & hold", strategy_title="Strategy")
     html = _EXTERNAL_ICON.sub("", tmp.read_text(encoding="utf-8"))
     if flat:
