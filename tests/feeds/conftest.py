@@ -91,7 +91,7 @@ class FakeBybit:
         self.missing: set[int] = set()
         self.duplicates = False
         self.shuffle = False
-        self.timeout_sleep = 0.4
+        self.timeout_sleep = 2.0  # well past the client timeout the "timeout" fault tests use
         self.funding_ms = FUNDING_MS
         self.requests: list[tuple[str, dict]] = []
         self.faults: deque[tuple[str, str]] = deque()
@@ -268,10 +268,12 @@ def fast_retry() -> RetryPolicy:
 
 @pytest.fixture
 def make_exchange(bybit_server):
-    """``make_exchange(category)``: a real ccxt.bybit client pointed at the fake server, its rate
-    limiter kept on but set to 1 ms per request unit (a loopback server needs no 20 ms spacing)."""
-    def make(category: str = "linear"):
-        exchange = bybit_exchange(category, url=bybit_server.url, timeout_ms=250)
+    """``make_exchange(category, timeout_ms)``: a real ccxt.bybit client pointed at the fake server,
+    its rate limiter kept on but set to 1 ms per request unit (a loopback server needs no 20 ms
+    spacing). The default timeout is generous, so a loaded machine cannot turn a slow reply into an
+    unplanned fault; tests of the ``"timeout"`` fault pass 1000 ms (the fake then sleeps 2 s)."""
+    def make(category: str = "linear", timeout_ms: int = 10_000):
+        exchange = bybit_exchange(category, url=bybit_server.url, timeout_ms=timeout_ms)
         exchange.rateLimit = 1
         return exchange
     return make

@@ -64,7 +64,8 @@ def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, 
     fake.inject(fault, times=2)
     fake.inject(fault, path="/v5/market/time")
     fake.inject(fault, path="/v5/market/instruments-info")
-    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 2499 * HOUR, exchange=make_exchange(), retry=fast_retry,
+    exchange = make_exchange(timeout_ms=1000 if fault == "timeout" else 10_000)
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 2499 * HOUR, exchange=exchange, retry=fast_retry,
                      progress=False)
     pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 2499 * HOUR))
     assert _kline(bybit_server) == 3 + 2

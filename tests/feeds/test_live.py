@@ -76,7 +76,7 @@ def test_each_bar_once_through_faults_with_paper_fills(bybit_server, make_exchan
         if n == 16:
             fake.duplicates = fake.shuffle = True
 
-    strat, truth, sleeps, last_closed = _run(bybit_server, make_exchange(), fast_retry, faults)
+    strat, truth, sleeps, last_closed = _run(bybit_server, make_exchange(timeout_ms=1000), fast_retry, faults)
     got = np.array(strat.bars)
     expected = np.column_stack([truth.index.as_unit("ms").asi8, truth.to_numpy()])
     np.testing.assert_array_equal(got, expected)  # every closed bar, once, in order, exact values
