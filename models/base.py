@@ -35,8 +35,9 @@ __all__ = [
 CHECKPOINT_FORMAT = 1
 
 
-def check_array(X: Any, n_features: int | None = None, name: str = "X", min_rows: int = 1) -> np.ndarray:
-    """Return ``X`` as a C-contiguous float32 2-D array, or raise ValueError naming the problem.
+def check_array(X: Any, n_features: int | None = None, name: str = "X", min_rows: int = 1,
+                dtype: type = np.float32) -> np.ndarray:
+    """Return ``X`` as a C-contiguous 2-D array of ``dtype``, or raise ValueError naming the problem.
 
     >>> check_array([[1, 2], [3, 4]], n_features=2).dtype
     dtype('float32')
@@ -57,7 +58,7 @@ def check_array(X: Any, n_features: int | None = None, name: str = "X", min_rows
         rows = np.unique(np.nonzero(bad)[0])
         shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
         raise ValueError(f"{name} contains NaN or infinite values in {rows.size} row(s): {shown}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def check_target(y: Any, n_rows: int, name: str = "y", n_outputs: int | None = None) -> np.ndarray:
@@ -104,8 +105,8 @@ class Standardizer:
         self.scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.mean)), std, 1.0)
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float64) - self.mean) / self.scale).astype(np.float32)
+    def transform(self, X: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        return ((np.asarray(X, dtype=np.float64) - self.mean) / self.scale).astype(dtype, copy=False)
 
     def inverse(self, Z: np.ndarray) -> np.ndarray:
         return (np.asarray(Z, dtype=np.float64) * self.scale + self.mean).astype(np.float32)
@@ -229,6 +230,7 @@ class BaseModel:
         json.dumps(self.hyper)  # fails early on a config that could not be saved
         self.scaler: Standardizer | None = None
         self.module: nn.Module | None = None
+        self.dtype = torch.float32     # of evaluation; fits always run in float32
         self.history_: list[dict[str, float]] = []
         self.best_epoch_: int | None = None
 
@@ -268,11 +270,28 @@ class BaseModel:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def double(self) -> "BaseModel":
+        """Evaluate in float64 from now on (a later ``fit`` trains in float32 again); returns the model.
+
+        In float32 a row's result changes in the last bits with the batch it is computed in, and outputs that
+        are small differences of larger internal values (a score near a mode) keep few correct digits; in
+        float64 both effects are around 1e-15. Costs little for the small networks here.
+        """
+        self._require_fitted()
+        self._cast(torch.float64)
+        self.dtype = torch.float64
+        return self
+
+    def _cast(self, dtype: torch.dtype) -> None:
+        """Convert what evaluation uses to ``dtype`` (models with tensors outside ``module`` extend it)."""
+        self.module.to(dtype)
+
     # ----------------------------------------------------------------- data helpers
     def _prepare(self, X: Any, name: str = "X") -> torch.Tensor:
-        """Check, standardise and move ``X`` to the model's device."""
+        """Check, standardise (in float64) and move ``X`` to the model's device and evaluation dtype."""
         self._require_fitted()
-        Z = self.scaler.transform(check_array(X, self.n_features, name))
+        Z = self.scaler.transform(check_array(X, self.n_features, name, dtype=np.float64),
+                                  dtype=np.float64 if self.dtype == torch.float64 else np.float32)
         return torch.as_tensor(Z, device=self.device)
 
     def _to_numpy(self, t: torch.Tensor) -> np.ndarray:
@@ -284,8 +303,10 @@ class BaseModel:
         outs = []
         with torch.set_grad_enabled(grad):
             for i in range(0, Z.shape[0], batch):
-                out = fn(Z[i:i + batch])
+                out = fn(Z[i:i + batch] if Z.shape[0] > batch else Z)
                 outs.append(out.detach() if grad else out)
+        if len(outs) == 1:
+            return outs[0]
         return torch.cat(outs) if outs else fn(Z[:0]).detach()
 
     def _generator(self, offset: int = 0) -> torch.Generator:
@@ -315,6 +336,7 @@ class BaseModel:
         if val is None:
             train, val = self._split(train, settings.val_fraction)
         self.scaler = Standardizer().fit(train[0])
+        self.dtype = torch.float32
         train = [self.scaler.transform(train[0]), *train[1:]]
         val = [self.scaler.transform(val[0]), *val[1:]] if val else []
         torch.manual_seed(self.seed)

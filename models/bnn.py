@@ -275,6 +275,11 @@ class BayesianNN(BaseModel):
             self._draws = self._sample_guide(self.module, self.n_draws, self.seed + 3)
         self._subsets = {}
 
+    def _cast(self, dtype: torch.dtype) -> None:
+        """Evaluation reads the posterior draws only (not the guide)."""
+        self._draws = ([w.to(dtype) for w in self._draws[0]], [b.to(dtype) for b in self._draws[1]])
+        self._subsets = {}
+
     # ----------------------------------------------------------------- evaluation
     def _moments(self, Z: torch.Tensor, draws: tuple[list[torch.Tensor], list[torch.Tensor]]
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -314,6 +319,7 @@ class BayesianNN(BaseModel):
         if self.guide != "nuts" and settings.epochs <= self.hyper["kl_warmup"]:
             raise ValueError(f"epochs={settings.epochs} must exceed kl_warmup={self.hyper['kl_warmup']}")
         self.module = self._draws = None
+        self.dtype = torch.float32
         self.scaler = Standardizer().fit(train[0])
         self.y_scaler = Standardizer().fit(train[1])
         to_t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731

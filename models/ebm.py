@@ -262,6 +262,6 @@ class EnergyModel(BaseModel):
         if int(n) < 1:
             raise ValueError(f"n must be a positive integer; got {n!r}")
         gen = self._generator(3)
-        z0 = torch.randn(int(n), self.n_features, generator=gen, device=self.device)
+        z0 = torch.randn(int(n), self.n_features, generator=gen, device=self.device, dtype=self.dtype)
         z = langevin(energy_score(self.module), z0, n_steps, step_size, generator=gen)
         return self.scaler.inverse(self._to_numpy(z)).astype(np.float64)

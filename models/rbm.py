@@ -162,6 +162,6 @@ class GaussianRBM(BaseModel):
         if int(n) < 1 or int(n_steps) < 1:
             raise ValueError(f"n and n_steps must be positive integers; got {n!r}, {n_steps!r}")
         gen = self._generator(3)
-        v0 = torch.randn(int(n), self.n_features, generator=gen, device=self.device)
+        v0 = torch.randn(int(n), self.n_features, generator=gen, device=self.device, dtype=self.dtype)
         v = self.module.gibbs(v0, int(n_steps), generator=gen)
         return self.scaler.inverse(self._to_numpy(v)).astype(np.float64)

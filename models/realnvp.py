@@ -149,7 +149,7 @@ class RealNVP(BaseModel):
     def inverse(self, Z: Any) -> np.ndarray:
         """Map latent rows back to the raw input space (the inverse of :meth:`transform`)."""
         self._require_fitted()
-        Z = torch.as_tensor(check_array(Z, self.n_features, "Z"), device=self.device)
+        Z = torch.as_tensor(check_array(Z, self.n_features, "Z"), device=self.device, dtype=self.dtype)
         U = self._to_numpy(self._batched(self.module.inverse, Z))
         return U * self.scaler.scale + self.scaler.mean
 
@@ -159,5 +159,5 @@ class RealNVP(BaseModel):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer; got {n!r}")
         gen = torch.Generator(device=self.device).manual_seed(self.seed + 3 if seed is None else int(seed))
-        Z = torch.randn(int(n), self.n_features, generator=gen, device=self.device)
+        Z = torch.randn(int(n), self.n_features, generator=gen, device=self.device, dtype=self.dtype)
         return self.inverse(self._to_numpy(Z))

@@ -248,7 +248,7 @@ class ScoreModel(BaseModel):
         h = self.hyper
         sigmas = self.sigmas
         gen = torch.Generator(device=self.device).manual_seed(self.seed + 3 if seed is None else int(seed))
-        z = torch.randn(int(n), self.n_features, generator=gen, device=self.device) * math.sqrt(1 + sigmas[0] ** 2)
+        z = torch.randn(int(n), self.n_features, generator=gen, device=self.device, dtype=self.dtype) * math.sqrt(1 + sigmas[0] ** 2)
         with torch.no_grad():
             z = annealed_langevin(lambda x, i: self._score_z(x, float(sigmas[i])), z, list(sigmas),
                                   h["langevin_steps"], h["step_ratio"] * h["sigma_min"] ** 2, generator=gen)
