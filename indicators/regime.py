@@ -75,5 +75,5 @@ class Regime(WalkForwardIndicator):
         model.fit(X, regime_labels(y), X_val=X_val, y_val=regime_labels(y_val, reference=y), **self.fit_kwargs)
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
-        proba = model.predict_proba(X)
-        return np.column_stack([proba.argmax(axis=1).astype(np.float64), proba.max(axis=1), model.energy(X)])
+        proba, energy = model.proba_and_energy(X)
+        return np.column_stack([proba.argmax(axis=1).astype(np.float64), proba.max(axis=1), energy])

@@ -145,10 +145,21 @@ class JointEnergyClassifier(BaseModel):
             val = [X_val, check_labels(y_val, X_val.shape[0], self.n_classes, "y_val")]
         return self._fit_arrays([X, y], val, fit_kwargs)
 
+    def proba_and_energy(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict_proba(X), energy(X))`` from one forward pass."""
+        Z = self._prepare(X)
+
+        def both(z: torch.Tensor) -> torch.Tensor:
+            logits = self.module(z)
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+            return torch.cat([(logits - lse).exp(), -lse], dim=-1)
+
+        out = self._to_numpy(self._batched(both, Z))
+        return out[:, :-1], out[:, -1] - self.scaler.log_det
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``p(y | x)``, shape ``(n, n_classes)``."""
-        Z = self._prepare(X)
-        return self._to_numpy(self._batched(lambda z: torch.softmax(self.module(z), dim=-1), Z))
+        return self.proba_and_energy(X)[0]
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row (int64)."""
@@ -156,5 +167,4 @@ class JointEnergyClassifier(BaseModel):
 
     def energy(self, X: Any) -> np.ndarray:
         """``−logsumexp(logits)`` in raw-input terms (low = typical); one batched forward pass."""
-        Z = self._prepare(X)
-        return self._to_numpy(self._batched(self.module.energy, Z)) - self.scaler.log_det
+        return self.proba_and_energy(X)[1]
