@@ -7,10 +7,12 @@ the lines:
 
 - ``once()`` (runonce): one batched ``evaluate`` per training window over all the bars it serves;
 - ``next()`` (bar by bar, live, replay): fits from the buffered history when a new window starts, then
-  evaluates the current bar from its trailing bars.
+  evaluates the current bar alone from its trailing bars.
 
-Both paths evaluate the same models on the same feature values in blocks of the same shape, so their lines
-agree bit for bit.
+A bar's value never depends on how many bars follow it (truncation invariance, exact): ``once()`` evaluates
+every window in batches of one fixed shape, padded at the end of the data. The two paths evaluate the same
+models on the same feature values in batches of different shapes, in float64: they agree to ~1e-15 (mode
+parity).
 """
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ __all__ = ["WalkForwardIndicator"]
 _OHLCV = ("open", "high", "low", "close", "volume")
 #: feature arrays kept per data feed (the indicators of one feed share them; see ``_features``)
 _FEATURE_MEMO_ITEMS = 16
-#: rows per batched evaluation (see ``_evaluate_block``)
-EVAL_BLOCK = 32
+#: most rows ``once()`` evaluates in one batch (bounds memory when ``retrain_every`` is long)
+MAX_BATCH = 4096
 
 
 class WalkForwardIndicator(bt.Indicator):
@@ -139,8 +141,9 @@ class WalkForwardIndicator(bt.Indicator):
             self.fit_model(model, Xf, yf, Xv, yv)
             return model
 
+        # models evaluate in float64: batched and bar-by-bar values then agree to ~1e-15 (see BaseModel.double)
         return self.cache.get_or_fit(key, type(self).__name__, cls.load, fit,
-                                     lambda model: self.calibrate(model, Xv, yv))
+                                     lambda model: self.calibrate(model.double(), Xv, yv))
 
     def _features(self, arrays: dict[str, np.ndarray], end_bar: int) -> np.ndarray:
         """Features of the bars in ``arrays`` (the last one is bar ``end_bar``), shared by all the indicators on
@@ -200,22 +203,23 @@ class WalkForwardIndicator(bt.Indicator):
         for j in range(self.size()):
             self.lines[j].array[0:n] = array("d", out[:, j])
 
-    def _evaluate_block(self, model: Any, state: Any, rows: np.ndarray) -> np.ndarray:
-        """``evaluate`` on one block of at most ``EVAL_BLOCK`` rows, padded with copies of its last row.
-
-        float32 kernels round differently for different batch shapes, but a row's result inside a block of
-        fixed shape does not depend on the other rows: evaluating every bar inside the block that starts at
-        a multiple of ``EVAL_BLOCK`` bars from its window's first bar makes it bit-identical whether the
-        data goes on (truncation invariance) and whether it is computed batched or bar by bar (mode parity).
-        """
-        m = rows.shape[0]
-        padded = np.concatenate([rows, np.repeat(rows[-1:], EVAL_BLOCK - m, axis=0)]) if m < EVAL_BLOCK else rows
-        return self.evaluate(model, state, padded)[:m]
-
     def _evaluate_window(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
-        """All bars a window serves (``X`` starts at its first bar), block by block."""
-        blocks = [self._evaluate_block(model, state, X[i:i + EVAL_BLOCK]) for i in range(0, X.shape[0], EVAL_BLOCK)]
-        return np.concatenate(blocks) if blocks else np.empty((0, self.size()))
+        """All bars a window serves (``X`` starts at its first bar), in batches of ``min(retrain_every,
+        MAX_BATCH)`` rows, the last one padded with copies of its last row.
+
+        Kernels round differently for different batch shapes, but a row's result inside a batch of a fixed
+        shape does not depend on the other rows: with every batch of the same shape, a bar's value is the
+        same number wherever the data ends (truncation invariance).
+        """
+        size = min(self.spec.retrain_every, MAX_BATCH)
+        out = []
+        for i in range(0, X.shape[0], size):
+            rows = X[i:i + size]
+            m = rows.shape[0]
+            if m < size:
+                rows = np.concatenate([rows, np.repeat(rows[-1:], size - m, axis=0)])
+            out.append(self.evaluate(model, state, rows)[:m])
+        return np.concatenate(out) if out else np.empty((0, self.size()))
 
     # ------------------------------------------------------------------ bar by bar
     def nextstart(self) -> None:
@@ -232,10 +236,8 @@ class WalkForwardIndicator(bt.Indicator):
             X, y = self._features_and_labels(arrays, bar)
             self._model, self._state = self._window_model(k, X, y)
             self._k = k
-        offset = (bar - self.spec.fit_bar(k)) % EVAL_BLOCK   # the bar's place in its block (see once)
-        window = self._history(self.spec.first_row + offset + 1)
-        rows = self._features(window, bar)[-(offset + 1):]
-        values = self._evaluate_block(self._model, self._state, rows)[offset]
+        row = self._features(self._history(self.spec.first_row + 1), bar)[-1:]
+        values = self.evaluate(self._model, self._state, row)[0]
         for j in range(self.size()):
             self.lines[j][0] = float(values[j])
 
