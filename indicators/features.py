@@ -25,21 +25,30 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "lookback", "market_features"]
+
+
+def _windows(x: np.ndarray, window: int) -> np.ndarray:
+    """The windows of ``window`` consecutive values of ``x`` as rows of a view (no copy): what numpy's
+    ``sliding_window_view`` gives, ten times faster to make, which counts when a live bar needs one row."""
+    x = np.ascontiguousarray(x)
+    return np.ndarray((x.shape[0] - window + 1, window), dtype=x.dtype, buffer=x, strides=(x.strides[0],) * 2)
 
 
 def _rolling(x: np.ndarray, window: int, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``fn`` over each trailing window of ``window`` values, aligned to the window's last bar (NaN before)."""
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] >= window:
-        out[window - 1:] = fn(sliding_window_view(x, window))
+        out[window - 1:] = fn(_windows(x, window))
     return out
 
 
 def _std(w: np.ndarray) -> np.ndarray:
-    return w.std(axis=-1, ddof=1)
+    """Sample standard deviation of each row (``ddof=1``), without ``ndarray.std``'s Python-level overhead."""
+    n = w.shape[-1]
+    d = w - w.sum(axis=-1, keepdims=True) / n
+    return np.sqrt((d * d).sum(axis=-1) / (n - 1))
 
 
 def _lag(x: np.ndarray, k: int) -> np.ndarray:
@@ -50,11 +59,8 @@ def _lag(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = a / b
-    out[~np.isfinite(out)] = np.nan
-    out[np.isnan(a) | np.isnan(b)] = np.nan
-    return out
+    """``a / b``, NaN where ``b`` is 0 (NaN in, NaN out)."""
+    return np.divide(a, b, out=np.full(np.shape(a), np.nan), where=b != 0)
 
 
 def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
