@@ -1,7 +1,10 @@
 """Speed of the model indicators, measured side by side in one run.
 
 1. Bars per second of a backtest with all five indicators (models already cached) against the same
-   backtest with one SMA in their place (target ratio >= 0.8), batched (runonce) and bar by bar.
+   backtest with one SMA in their place (target ratio >= 0.8), batched (runonce) and bar by bar. Two more
+   baselines show what backtrader itself costs: five SMAs (one in place of each indicator), and five no-op
+   indicators with the same lines and warm-up that compute nothing (the ceiling any implementation of five
+   indicators can reach inside backtrader).
 2. The median cost of one ``next()`` call of each indicator, bar by bar (target <= 1 ms); fits are
    cache loads here, and the median leaves those bars out.
 
@@ -48,6 +51,24 @@ def _run(df, makers, runonce: bool) -> tuple[float, list]:
     return time.perf_counter() - start, strat.inds
 
 
+def _noop(cls, minperiod: int):
+    """An indicator with the lines and warm-up of ``cls`` that computes nothing."""
+
+    class NoOp(bt.Indicator):
+        lines = cls.lines.getlinealiases()
+
+        def __init__(self) -> None:
+            self.addminperiod(minperiod)
+
+        def once(self, start: int, end: int) -> None:
+            pass
+
+        def next(self) -> None:
+            pass
+
+    return NoOp
+
+
 def _timed_next(cls):
     """A subclass of ``cls`` whose ``next`` records its own duration."""
 
@@ -81,15 +102,21 @@ def main() -> None:
     print(f"warm-up: {fits} fits, {time.perf_counter() - start:.1f} s "
           f"({'cache was warm' if fits == 0 else 'cache filled'})")
 
+    noops = [lambda d, c=_noop(type(ind), ind._minperiod): c(d) for ind in inds]
+    five_sma = [lambda d: bt.ind.SMA(d.close, period=20)] * len(INDICATORS)
+    baselines = {"SMA": sma, "five SMAs": five_sma, "five no-ops": noops}
     for runonce in (True, False):
-        t_models, t_sma = [], []
-        for _ in range(args.repeats):  # alternate: both see the same machine load
-            t_models.append(_run(df, models, runonce)[0])
-            t_sma.append(_run(df, sma, runonce)[0])
-        m, s = statistics.median(t_models), statistics.median(t_sma)
-        mode = "batched (runonce)" if runonce else "bar by bar"
-        print(f"{mode:18s}: five indicators {args.bars / m:8.0f} bars/s, SMA {args.bars / s:8.0f} bars/s, "
-              f"ratio {s / m:.2f} (target >= 0.8)")
+        times: dict[str, list[float]] = {"five indicators": [], **{name: [] for name in baselines}}
+        for _ in range(args.repeats):  # interleaved: all see the same machine load
+            times["five indicators"].append(_run(df, models, runonce)[0])
+            for name, makers in baselines.items():
+                times[name].append(_run(df, makers, runonce)[0])
+        med = {name: statistics.median(t) for name, t in times.items()}
+        print(("batched (runonce)" if runonce else "bar by bar") + ", bars/s: "
+              + ", ".join(f"{name} {args.bars / t:.0f}" for name, t in med.items()))
+        m = med["five indicators"]
+        print(f"  ratio to one SMA {med['SMA'] / m:.2f} (target >= 0.8); to five SMAs {med['five SMAs'] / m:.2f}; "
+              f"five no-ops to one SMA {med['SMA'] / med['five no-ops']:.2f} (backtrader's ceiling)")
 
     print("median next() per bar, bar by bar (target <= 1 ms):")
     for name, cls in INDICATORS.items():
