@@ -18,6 +18,9 @@ from reports import write_report
 from strategies import STRATEGIES, BacktestConfig, backtest, indicator_lines
 
 DEFAULT_STRATEGY = "density_gated"
+#: bars beyond --train-bars a model indicator needs before its first value: the features' 48-bar lookback,
+#: the longest label horizon (Regime, 24) and room for an embargo
+LIVE_WARMUP_MARGIN = 100
 
 
 class UserError(Exception):
@@ -85,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Parquet cache of downloaded Bybit bars")
     p.add_argument("--live", action="store_true",
                    help="paper-trade on live bybit:SYMBOL bars with backtrader's broker until --until or Ctrl-C")
-    p.add_argument("--backfill", type=int, default=500, help="--live: closed bars loaded before going live")
+    p.add_argument("--backfill", type=int, default=None,
+                   help="--live: closed bars loaded before going live, on which the models warm up (default: "
+                        f"--train-bars + {LIVE_WARMUP_MARGIN}; with fewer the strategy waits for live bars)")
     p.add_argument("--poll-interval", type=float, default=5.0, help="--live: seconds between polls")
     p.add_argument("--timeframe", default=None, help="bar length, e.g. 15m, 1h, 4h, 1d (CSV data is resampled)")
     p.add_argument("--since", default=None, help="first instant of data to use (ISO 8601, UTC)")
@@ -196,20 +201,21 @@ def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
 def run_live(args: argparse.Namespace) -> dict[str, Any]:
     """Paper-trade ``args.strategy`` on live Bybit bars (backfill first) with backtrader's broker.
 
-    Runs until ``--until`` or Ctrl-C; returns the broker's final value and the bars seen. The
-    strategy sees the backfilled bars too (warm-up); they arrive with the data status DELAYED.
+    Runs until ``--until`` or Ctrl-C; returns the broker's final value and the bars seen. The backfilled
+    bars (data status DELAYED) warm the models up; the strategy trades from the first live bar on.
     """
     import backtrader as bt
-    from strategies import get_strategy
+    from strategies import get_strategy, paper_trading
 
     if not args.data.startswith("bybit:"):
         raise UserError("--live needs --data bybit:SYMBOL, e.g. --data bybit:BTC/USDT:USDT")
     config = _config(args)
+    backfill = args.train_bars + LIVE_WARMUP_MARGIN if args.backfill is None else args.backfill
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(feeds.BybitLiveFeed(dataname=args.data[len("bybit:"):], interval=args.timeframe or "1h",
-                                        backfill=args.backfill, cache_dir=args.cache_dir,
+                                        backfill=backfill, cache_dir=args.cache_dir,
                                         poll_interval=args.poll_interval, until=args.until), name="data")
-    cerebro.addstrategy(get_strategy(args.strategy), **dict(args.param))
+    cerebro.addstrategy(paper_trading(get_strategy(args.strategy)), **dict(args.param))
     cerebro.setbroker(config.make_broker())
     try:
         cerebro.run()

@@ -183,18 +183,20 @@ def test_command_line_backtest_and_paper_trading_against_the_local_server(bybit_
     assert summary["benchmark"]["total_return"] == pytest.approx(truth["close"].iloc[-1] / truth["close"].iloc[0] - 1)
     assert fake.count("kline") == 2
 
-    # --live: the server clock runs at 2 simulated hours per second; two live bars, then --until stops
+    # --live: the server clock runs at 2 simulated hours per second; two live bars, then --until stops.
+    # No --backfill: the models' warm-up, --train-bars + 100 bars, is loaded first
     fake.now = fake.now - fake.now % HOUR + 59 * 60_000
     until = pd.Timestamp(fake.now - 59 * 60_000 + HOUR, unit="ms", tz="UTC")  # opens 1 min from now
     fake.clock_speed = 7200.0
     capsys.readouterr()
     assert run_backtest.main([a for a in common if a != "--quiet"] + [
-        "--live", "--backfill", "50", "--poll-interval", "0.05", "--until", until.isoformat()]) == 0
+        "--live", "--strategy", "buy_and_hold", "--train-bars", "50", "--poll-interval", "0.05",
+        "--until", until.isoformat()]) == 0
     out = capsys.readouterr().out
-    # 50 backfilled bars up to the clock at the start, then every bar through the one opening at --until
+    # 150 backfilled bars up to the clock at the start, then every bar through the one opening at --until
     backfill = [q for p, q in fake.requests if p.endswith("kline")][2]
     cursor = int(backfill["end"]) + 1
-    assert int(backfill["start"]) <= cursor - 50 * HOUR
+    assert int(backfill["start"]) <= cursor - 150 * HOUR
     live = (until.value // 1_000_000 - (cursor + -cursor % HOUR)) // HOUR + 1
     assert live in (1, 2)
-    assert f"after {50 + live} bars (last {until.tz_localize(None).isoformat()})" in out
+    assert f"after {150 + live} bars (last {until.tz_localize(None).isoformat()})" in out

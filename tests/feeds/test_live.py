@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from feeds import BybitLiveFeed
+from strategies import paper_trading
 
 HOUR = 3_600_000
 
@@ -39,7 +40,7 @@ class Recorder(bt.Strategy):
                 self.order = self.buy(size=0.5)
 
 
-def _run(server, exchange, retry, on_sleep, backfill=24, live_bars=10):
+def _run(server, exchange, retry, on_sleep, backfill=24, live_bars=10, strategy=Recorder):
     fake = server.fake
     start = fake.now
     last_closed = start - start % HOUR - HOUR
@@ -55,7 +56,7 @@ def _run(server, exchange, retry, on_sleep, backfill=24, live_bars=10):
     cerebro.adddata(BybitLiveFeed(dataname="BTC/USDT:USDT", interval="1h", backfill=backfill, exchange=exchange,
                                   retry=retry, poll_interval=30.0, sleep=sleep,
                                   until=np.datetime64(until, "ms").astype(object)))
-    cerebro.addstrategy(Recorder)
+    cerebro.addstrategy(strategy)
     cerebro.broker.setcash(1e6)
     strat = cerebro.run()[0]
     truth = fake.expected("BTCUSDT", HOUR, last_closed - (backfill - 1) * HOUR, until)
@@ -107,3 +108,34 @@ def test_no_backfill_starts_with_the_next_closed_bar(bybit_server, make_exchange
                                         backfill=0, live_bars=3)
     np.testing.assert_array_equal(np.array(strat.bars)[:, 0], [last_closed + k * HOUR for k in (1, 2, 3)])
     assert strat.statuses[0] == "LIVE"
+
+
+class BuyEachBar(bt.Strategy):
+    """Buys 0.1 on every bar it trades; an SMA of 20 closes shows whether the backfill warmed it up."""
+
+    def __init__(self) -> None:
+        self.sma = bt.ind.SMA(self.data.close, period=20)
+        self.traded, self.sma_seen, self.fills = [], [], []
+
+    def notify_order(self, order) -> None:
+        if order.status == order.Completed:
+            self.fills.append(bt.num2date(order.executed.dt))
+
+    def next(self) -> None:
+        self.traded.append(round(pd.Timestamp(self.data.datetime.datetime(0), tz="UTC").value / 1e9) * 1000)
+        self.sma_seen.append(self.sma[0])
+        self.buy(size=0.1)
+
+
+def test_paper_trading_warms_up_on_the_backfill_and_trades_live_bars_only(bybit_server, make_exchange,
+                                                                          fast_retry):
+    strat, truth, _, last_closed = _run(bybit_server, make_exchange(), fast_retry, lambda n: None, backfill=30,
+                                        live_bars=4, strategy=paper_trading(BuyEachBar))
+    live = [last_closed + k * HOUR for k in range(1, 5)]
+    assert strat.traded == live                                  # not one of the 30 backfilled bars
+    closes = truth["close"].to_numpy()
+    assert strat.sma_seen[0] == pytest.approx(closes[30 - 20 + 1:30 + 1].mean())   # warm at the first live bar
+    assert len(strat.fills) == 3 and strat.position.size == pytest.approx(0.3)      # next-open fills, live only
+    plain, _, _, _ = _run(bybit_server, make_exchange(), fast_retry, lambda n: None, backfill=30, live_bars=4,
+                          strategy=BuyEachBar)
+    assert len(plain.traded) == 30 - 20 + 1 + 4                  # unwrapped, it trades the backfill as well
