@@ -55,6 +55,8 @@ __all__ = ["BayesianNN", "Prediction"]
 LIKELIHOODS = ("gaussian", "studentt")
 GUIDES = ("normal", "lowrank", "laplace", "nuts")
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "silu": F.silu}
+#: the same, in place: for evaluation without autograd, where a fresh tensor per layer costs more than the maths
+_IN_PLACE = {torch.relu: torch.relu_, torch.tanh: torch.tanh_, F.silu: lambda h: F.silu(h, inplace=True)}
 _MIN_NOISE = 1e-3          # floor of the noise scale, in standardised target units
 _VAL_DRAWS = 16            # posterior draws behind the validation NLL during SVI
 _CHUNK_ELEMENTS = 1 << 22  # bound on draws * rows * width held at once by predict
@@ -79,13 +81,22 @@ class Prediction(NamedTuple):
 
 def _mlp(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
          activation: Any) -> torch.Tensor:
-    """Run the MLP for one weight set (``w: (out, in)``) or a stack of draws (``w: (S, out, in)``)."""
-    h = x
+    """Run the MLP for one weight set (``w: (out, in)``) or a stack of draws (``w: (S, out, in)``).
+
+    Without autograd, a stack of draws runs as batched matrix products with the bias added inside them, and
+    activations work in place: several times faster than broadcasting, with the same numbers.
+    """
+    fused = not torch.is_grad_enabled() and weights[0].dim() == 3 and x.dim() == 2
+    act = _IN_PLACE[activation] if fused else activation
+    h = x.expand(weights[0].shape[0], *x.shape) if fused else x
     last = len(weights) - 1
     for i, (w, b) in enumerate(zip(weights, biases)):
-        h = torch.matmul(h, w.transpose(-1, -2)) + b.unsqueeze(-2)
+        if fused:
+            h = torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2))
+        else:
+            h = torch.matmul(h, w.transpose(-1, -2)) + b.unsqueeze(-2)
         if i < last:
-            h = activation(h)
+            h = act(h)
     return h
 
 
