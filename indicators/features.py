@@ -65,7 +65,7 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
     logc = np.log(c)
-    r1 = np.r_[np.nan, np.diff(logc)]
+    r1 = np.concatenate(([np.nan], np.diff(logc)))
     memo: dict[str, np.ndarray] = {}
 
     def vol24() -> np.ndarray:  # three features use it: computed once per call
@@ -77,7 +77,7 @@ def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
     logv = np.log1p(v)
 
     def volume_z() -> np.ndarray:
-        mean = _lag(_rolling(logv, 48, lambda w: w.mean(axis=-1)), 1)
+        mean = _lag(_rolling(logv, 48, lambda w: w.sum(axis=-1) / w.shape[-1]), 1)
         std = _lag(_rolling(logv, 48, _std), 1)
         return _safe_div(logv - mean, std)
 
@@ -152,7 +152,11 @@ def market_features(open: np.ndarray, high: np.ndarray, low: np.ndarray, close: 
     if any(a.ndim != 1 or a.shape[0] != n for a in arrays):
         raise ValueError("open, high, low, close and volume must be 1-D arrays of the same length; got shapes "
                          f"{[a.shape for a in arrays]}")
-    if n and (np.nanmin(arrays[3]) <= 0 or np.nanmin(arrays[2]) <= 0):
+    if (arrays[3] <= 0).any() or (arrays[2] <= 0).any():
         raise ValueError("prices must be positive to take log returns")
-    table = _features(*arrays)
-    return np.column_stack([table[name][1]() for name in spec]) if n else np.empty((0, len(spec)))
+    out = np.empty((n, len(spec)))
+    if n:
+        table = _features(*arrays)
+        for j, name in enumerate(spec):
+            out[:, j] = table[name][1]()
+    return out
