@@ -9,7 +9,7 @@ import numpy as np
 from models import RealNVP, ScoreModel
 
 from .base import WalkForwardIndicator
-from .calibration import lower_tail_pvalue
+from .calibration import lower_tail_pvalue, sorted_reference
 
 __all__ = ["LogDensity"]
 
@@ -44,7 +44,7 @@ class LogDensity(WalkForwardIndicator):
         return self.model_class()(n_features, seed=self.p.seed, **self.model_kwargs)
 
     def calibrate(self, model: Any, X_val: np.ndarray, y_val: Any) -> Any:
-        return model.log_prob(X_val)
+        return sorted_reference(model.log_prob(X_val))
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         logp = model.log_prob(X)

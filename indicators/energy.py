@@ -8,7 +8,7 @@ import numpy as np
 from models import EnergyModel, GaussianRBM
 
 from .base import WalkForwardIndicator
-from .calibration import upper_tail_pvalue
+from .calibration import sorted_reference, upper_tail_pvalue
 
 __all__ = ["Energy"]
 
@@ -49,7 +49,7 @@ class Energy(WalkForwardIndicator):
 
     def calibrate(self, model: Any, X_val: np.ndarray, y_val: Any) -> Any:
         e = model.energy(X_val)
-        return {"mean": float(e.mean()), "std": float(e.std()) or 1.0, "reference": e}
+        return {"mean": float(e.mean()), "std": float(e.std()) or 1.0, "reference": sorted_reference(e)}
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         e = model.energy(X)
