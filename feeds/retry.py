@@ -6,6 +6,7 @@ is not the JSON the exchange promised) are retried; everything else is raised at
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -14,7 +15,8 @@ from typing import Callable, TypeVar
 
 import ccxt
 
-__all__ = ["TRANSIENT_ERRORS", "FetchError", "RetryPolicy", "call_with_retry"]
+__all__ = ["BYBIT_TRANSIENT_RETCODES", "TRANSIENT_ERRORS", "FetchError", "RetryPolicy", "call_with_retry",
+           "is_transient"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,27 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     ccxt.NetworkError,  # includes RequestTimeout, RateLimitExceeded, DDoSProtection, ExchangeNotAvailable
     ccxt.BadResponse,
 )
+
+
+#: Bybit ``retCode`` values that say "try again" but that ccxt raises as a plain ``ExchangeError`` (Bybit v5
+#: error codes: 10000 server timeout; 10016 internal server error, or the service is restarting)
+BYBIT_TRANSIENT_RETCODES = frozenset({10000, 10016})
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether ``exc`` is worth another attempt: one of :data:`TRANSIENT_ERRORS`, or an exchange error carrying
+    one of :data:`BYBIT_TRANSIENT_RETCODES` (ccxt puts the reply's JSON body in the message)."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    if not isinstance(exc, ccxt.ExchangeError):
+        return False
+    text = str(exc)
+    start = text.find("{")
+    try:
+        code = json.loads(text[start:]).get("retCode") if start >= 0 else None
+    except (ValueError, AttributeError):
+        return False
+    return code in BYBIT_TRANSIENT_RETCODES
 
 
 class FetchError(OSError):
@@ -66,7 +89,7 @@ class RetryPolicy:
 
 
 def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
-    """Call ``fn`` until it succeeds, retrying :data:`TRANSIENT_ERRORS` under ``policy``.
+    """Call ``fn`` until it succeeds, retrying the errors :func:`is_transient` accepts under ``policy``.
 
     ``what`` names the request in log lines and errors ("kline BTC/USDT:USDT 1h from ...").
     Raises :class:`FetchError` (chained to the cause) when the error is not transient or the
@@ -76,7 +99,9 @@ def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
     while True:
         try:
             return fn()
-        except TRANSIENT_ERRORS as exc:
+        except ccxt.BaseError as exc:
+            if not is_transient(exc):
+                raise FetchError(f"{what}: the exchange rejected the request: {type(exc).__name__}: {exc}") from exc
             attempt += 1
             if attempt == policy.attempts:
                 raise FetchError(f"{what}: still failing after {policy.attempts} attempts; last error: "
@@ -85,5 +110,3 @@ def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
             log.warning("%s: %s (%s); retry %d/%d in %.2fs", what, type(exc).__name__, exc,
                         attempt, policy.attempts - 1, wait)
             policy.sleep(wait)
-        except ccxt.BaseError as exc:
-            raise FetchError(f"{what}: the exchange rejected the request: {type(exc).__name__}: {exc}") from exc

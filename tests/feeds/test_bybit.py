@@ -57,7 +57,7 @@ def test_other_categories_load_only_their_markets(bybit_server, make_exchange, f
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "502", "503", "timeout", "reset", "malformed", "badnumber",
-                                   "retcode:10006", "retcode:10018"])
+                                   "retcode:10006", "retcode:10018", "retcode:10016", "retcode:10000"])
 def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, fast_retry, fault):
     fake = bybit_server.fake
     fake.inject("ok")  # first page fine, the second fails twice
