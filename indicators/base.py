@@ -11,7 +11,7 @@ the lines:
 
 A bar's value never depends on how many bars follow it (truncation invariance, exact): ``once()`` evaluates
 every window in batches of one fixed shape, padded at the end of the data. The two paths evaluate the same
-models on the same feature values in batches of different shapes, in float64: they agree to ~1e-15 (mode
+models on the same feature values in batches of different shapes, in float64: they agree to ~1e-14 (mode
 parity).
 """
 from __future__ import annotations
