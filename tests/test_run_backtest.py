@@ -1,4 +1,5 @@
-"""run_backtest.py: the default run end to end, --until prefix property, one-line user errors."""
+"""run_backtest.py: the default run end to end, exported model lines, --until prefix, bar-by-bar parity,
+one-line user errors."""
 import json
 import subprocess
 import sys
@@ -29,25 +30,48 @@ def test_prints_a_table_of_the_main_figures(tmp_path, capsys):
     assert not (tmp_path / "plot.png").exists()
 
 
-def test_until_gives_a_prefix_of_the_full_run(tmp_path):
-    full, cut = tmp_path / "full.csv", tmp_path / "cut.csv"
-    common = ["--bars", "1500", "--no-plot", "--quiet", "--strategy", "sma_cross"]
-    assert run_backtest.main(common + ["--out", str(tmp_path / "a"), "--export-lines", str(full)]) == 0
-    assert run_backtest.main(common + ["--out", str(tmp_path / "b"), "--export-lines", str(cut),
-                                       "--until", "2023-02-10T05:00"]) == 0
-    a, b = pd.read_csv(full), pd.read_csv(cut)
-    assert list(a.columns) == ["datetime", "SMA.sma", "SMA_2.sma", "CrossOver.crossover"]
-    assert b["datetime"].iloc[-1] == "2023-02-10T05:00:00Z"
-    pd.testing.assert_frame_equal(a.iloc[:len(b)], b)
-    assert a["SMA.sma"].notna().sum() > 1000
+#: the default strategy (all five model indicators) with windows small enough to fit several times in 1500
+#: bars; the same arguments and cache as tests/strategies' end-to-end run, so a full session fits once
+MODEL_RUN = ["--bars", "1500", "--train-bars", "400", "--retrain-every", "600", "--no-plot", "--quiet"]
+MODEL_LINES = {"Energy": ("energy", "zscore", "pvalue"), "LogDensity": ("logp", "pvalue", "gate"),
+               "BNNUncertainty": ("mean", "epistemic", "aleatoric", "lower", "upper"),
+               "Regime": ("regime", "confidence", "energy"), "ScoreDirection": ("direction", "strength")}
 
 
-def test_bar_by_bar_equals_batched(tmp_path):
-    paths = [tmp_path / "once.csv", tmp_path / "next.csv"]
-    for path, extra in zip(paths, ([], ["--bar-by-bar"])):
-        assert run_backtest.main(["--bars", "800", "--no-plot", "--quiet", "--out", str(tmp_path / path.stem),
-                                  "--export-lines", str(path)] + extra) == 0
-    pd.testing.assert_frame_equal(pd.read_csv(paths[0]), pd.read_csv(paths[1]))
+def _export(tmp_path_factory, name: str, *extra: str) -> pd.DataFrame:
+    cache = tmp_path_factory.getbasetemp() / "shared-cli-cache"
+    out = tmp_path_factory.mktemp(name)
+    assert run_backtest.main(MODEL_RUN + ["--cache-dir", str(cache), "--out", str(out),
+                                          "--export-lines", str(out / "lines.csv"), *extra]) == 0
+    return pd.read_csv(out / "lines.csv")
+
+
+@pytest.fixture(scope="module")
+def full_lines(tmp_path_factory):
+    return _export(tmp_path_factory, "full")
+
+
+def test_export_lines_has_every_line_of_the_five_model_indicators(full_lines):
+    expected = {f"{ind}.{line}" for ind, lines in MODEL_LINES.items() for line in lines}
+    assert expected <= set(full_lines.columns)
+    for column in expected:  # values from three walk-forward windows, NaN only during the warm-up
+        values = full_lines[column]
+        assert values.notna().sum() > 1000, column
+        assert values.notna().to_numpy()[-1] and values.dropna().nunique() > 1, column
+
+
+def test_until_gives_a_prefix_of_the_full_run(full_lines, tmp_path_factory):
+    cut = _export(tmp_path_factory, "cut", "--until", "2023-02-24T04:00")   # bar 1300, in the third window
+    assert cut["datetime"].iloc[-1] == "2023-02-24T04:00:00Z" and len(cut) == 1301
+    assert cut["LogDensity.logp"].notna().sum() > 800
+    pd.testing.assert_frame_equal(full_lines.iloc[:len(cut)], cut)
+
+
+def test_bar_by_bar_equals_batched(full_lines, tmp_path_factory):
+    bar_by_bar = _export(tmp_path_factory, "bar-by-bar", "--bar-by-bar")
+    assert list(bar_by_bar.columns) == list(full_lines.columns)
+    # float64 evaluation in both paths: the CSV round trip keeps ~15 digits
+    pd.testing.assert_frame_equal(full_lines, bar_by_bar, check_exact=False, rtol=1e-9, atol=1e-12)
 
 
 def test_csv_data_and_resampling(tmp_path):
