@@ -1,8 +1,8 @@
 """``write_diagnostics``: the model diagnostics page beside the tearsheet — one self-contained HTML file
 (PNG images inline as base64, no network) with a panel per question a quant asks of the models:
 where the market left the models' distribution, whether trades in typical states did better, how much of
-the time the market was in distribution, whether the BNN's intervals hold what they promise, and which
-regime the market was in."""
+the time the market was in distribution, whether the BNN's intervals hold what they promise, which
+regime the market was in, and whether the score's direction forecast the next moves."""
 from __future__ import annotations
 
 import base64
@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 
 from .diagnostics_figures import (decile_figure, density_figure, distribution_figure, regime_figure,
-                                  reliability_figure)
-from .diagnostics_stats import bnn_reliability, decile_table, diagnostic_figures, line
+                                  reliability_figure, score_figure)
+from .diagnostics_stats import bnn_reliability, decile_table, diagnostic_figures, line, score_skill
 
 __all__ = ["PANELS", "write_diagnostics"]
 
 #: the panel headings, in page order
 PANELS = ("Energy and log-density over time", "PnL and hit rate by log-density decile", "Time in distribution",
-          "BNN reliability", "Regime timeline")
+          "BNN reliability", "Regime timeline", "Score direction skill")
 
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1150px; margin: 2em auto;
@@ -35,6 +35,8 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; } th { bac
 """
 
 
+_SCORE_HEADINGS = {"direction_from": "direction from", "direction_to": "direction to", "bars": "bars",
+                   "mean_forward_return": "mean forward return (bp)", "up_share": "up moves"}
 _DECILE_HEADINGS = {"logp_from": "logp from", "logp_to": "logp to", "bars": "bars", "trades": "trades",
                     "pnl": "PnL after fees", "hit_rate": "hit rate", "mean_next_return": "mean next-bar return (bp)"}
 
@@ -172,20 +174,39 @@ def _regime_panel(prices: pd.DataFrame, lines: pd.DataFrame) -> str:
     return _panel(PANELS[4], note, _image(regime_figure(prices, lines), PANELS[4]) + _key_table(rows))
 
 
+def _score_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int) -> str:
+    note = (f"Bars grouped by decile of ScoreDirection's direction (∂/∂r log p(r | x) at r = 0: positive when "
+            f"larger returns are more probable), with the realised log return over the next {horizon} bar(s). "
+            "A direction with skill has the bars rise from left to right and agrees in sign with the return on "
+            "more than half of the bars.")
+    table = score_skill(lines, prices, horizon=horizon)
+    if table is None:
+        return _panel(PANELS[5], note, _missing("ScoreDirection"))
+    rows = [("bars scored", _fmt(table.attrs["n"], "int")), ("horizon (bars)", _fmt(horizon, "int")),
+            ("sign agreement (0.5 = no skill)", _fmt(table.attrs["sign_agreement"], "pct")),
+            ("rank correlation (information coefficient)", _fmt(table.attrs["rank_correlation"]))]
+    shown = table.assign(mean_forward_return=1e4 * table["mean_forward_return"]).rename(columns=_SCORE_HEADINGS)
+    body = (_image(score_figure(table, horizon), PANELS[5]) + _key_table(rows)
+            + _frame_table(shown, {"bars": "int", "up moves": "pct"}))
+    return _panel(PANELS[5], note, body)
+
+
 def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines: pd.DataFrame,
                       trades: pd.DataFrame, positions: pd.Series, title: str, horizon: int = 1,
-                      level: float | None = None, alpha: float | None = None) -> Path:
+                      level: float | None = None, alpha: float | None = None, score_horizon: int = 1) -> Path:
     """Write ``diagnostics.html`` into ``out_dir`` and return its path.
 
     ``prices``: the OHLCV bars (UTC index); ``lines``: ``strategies.indicator_lines`` of the strategy (same
     bars); ``trades``: closed trades (``open`` fill time, ``pnlcomm``); ``positions``: position size per bar.
     ``horizon`` and ``level`` are the BNNUncertainty indicator's, ``alpha`` the LogDensity gate's (each
-    ``None`` / default when the strategy does not have it). A panel whose indicator is missing says so.
+    ``None`` / default when the strategy does not have it), ``score_horizon`` the ScoreDirection's. A panel
+    whose indicator is missing says so.
     """
-    figures = diagnostic_figures(lines, positions, prices, horizon=horizon, level=level)
+    figures = diagnostic_figures(lines, positions, prices, horizon=horizon, level=level, score_horizon=score_horizon)
     sections = [_density_panel(prices, lines, figures), _decile_panel(prices, lines, trades),
                 _distribution_panel(lines, positions, figures, alpha),
-                _reliability_panel(prices, lines, horizon, level), _regime_panel(prices, lines)]
+                _reliability_panel(prices, lines, horizon, level), _regime_panel(prices, lines),
+                _score_panel(prices, lines, score_horizon)]
     span = f"{lines.index[0]:%Y-%m-%d %H:%M} – {lines.index[-1]:%Y-%m-%d %H:%M} UTC" if len(lines) else "no bars"
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)} — model diagnostics</title><style>{_STYLE}</style></head><body>"

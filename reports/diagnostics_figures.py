@@ -11,7 +11,8 @@ import pandas as pd
 
 from .diagnostics_stats import line
 
-__all__ = ["decile_figure", "density_figure", "distribution_figure", "regime_figure", "reliability_figure"]
+__all__ = ["decile_figure", "density_figure", "distribution_figure", "regime_figure", "reliability_figure",
+           "score_figure"]
 
 _WIDTH, _DPI = 11.0, 100
 _CLOSED = "#f4b6b6"     # gate-closed shading
@@ -228,3 +229,25 @@ def regime_figure(prices: pd.DataFrame, lines: pd.DataFrame) -> bytes:
     ax.grid(alpha=0.3)
     _date_axis(ax)
     return _png(fig)
+
+
+@_default_style
+def score_figure(table: pd.DataFrame, horizon: int) -> bytes:
+    """Mean forward log return and the share of up moves by decile of ScoreDirection's ``direction``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(_WIDTH / 2, 3.6))
+    d = table.index.to_numpy()
+    bps = 1e4 * table["mean_forward_return"].to_numpy(dtype=np.float64)
+    ax.bar(d, bps, color=np.where(bps >= 0, "#2ca02c", "#d62728"))
+    ax.axhline(0, color="#555555", linewidth=0.8)
+    ax.set_xticks(d)
+    ax.set_xlabel("direction decile (1 = most bearish)")
+    ax.set_ylabel(f"mean {horizon}-bar forward log return (bp)")
+    up = ax.twinx()
+    up.plot(d, table["up_share"].to_numpy(dtype=np.float64), "o-", color="#1f77b4")
+    up.axhline(0.5, color="#1f77b4", linewidth=0.6, linestyle=":")
+    up.set_ylim(0.0, 1.0)
+    up.set_ylabel("share of up moves", color="#1f77b4")
+    fig.tight_layout()
+    return _png(fig)
+

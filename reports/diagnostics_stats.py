@@ -1,5 +1,6 @@
 """The numbers behind the model diagnostics page: time in market and in distribution, trades and bars by
-log-density decile, and the BNN forecast's reliability (observed against nominal interval coverage).
+log-density decile, the BNN forecast's reliability (observed against nominal interval coverage) and the skill
+of ScoreDirection's forecast (forward returns by direction decile, sign agreement, rank correlation).
 
 All functions read ``lines`` frames as :func:`strategies.indicator_lines` gives them (columns
 ``<IndicatorClass>.<line>``, a UTC DatetimeIndex of the bars); a model line the strategy does not have is
@@ -15,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DIAGNOSTIC_KEYS", "MODEL_INDICATORS", "RELIABILITY_LEVELS", "bnn_reliability", "decile_table",
-           "diagnostic_figures", "entry_bars", "has_model_lines", "line", "reliability"]
+           "diagnostic_figures", "entry_bars", "has_model_lines", "line", "reliability", "score_skill"]
 
 #: the indicator classes whose lines the diagnostics page reads
 MODEL_INDICATORS = ("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime")
 #: the figures :func:`diagnostic_figures` may return (each only when its inputs exist)
-DIAGNOSTIC_KEYS = ("time_in_market", "gate_closed_share", "in_distribution_share", "bnn_coverage", "bnn_level")
+DIAGNOSTIC_KEYS = ("time_in_market", "gate_closed_share", "in_distribution_share", "bnn_coverage", "bnn_level",
+                   "score_sign_agreement", "score_rank_correlation")
 #: nominal coverages of the central intervals of the reliability diagram
 RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -65,7 +67,7 @@ def _forward_log_returns(close: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def diagnostic_figures(lines: pd.DataFrame, positions: pd.Series, prices: pd.DataFrame | None = None, *,
-                       horizon: int = 1, level: float | None = None) -> dict[str, float]:
+                       horizon: int = 1, level: float | None = None, score_horizon: int = 1) -> dict[str, float]:
     """The page's headline figures, all finite (a figure whose inputs are missing is left out).
 
     - ``time_in_market``: share of bars that closed with an open position (``positions != 0``);
@@ -73,7 +75,9 @@ def diagnostic_figures(lines: pd.DataFrame, positions: pd.Series, prices: pd.Dat
       and ``in_distribution_share`` = 1 − that (only with a LogDensity indicator);
     - ``bnn_coverage``: observed share of forward log returns over ``horizon`` bars inside the BNN's
       ``[lower, upper]``, and ``bnn_level`` its nominal ``level`` (only with a BNNUncertainty indicator,
-      ``prices`` and ``level``).
+      ``prices`` and ``level``);
+    - ``score_sign_agreement`` and ``score_rank_correlation``: :func:`score_skill` of the ScoreDirection
+      forecast over ``score_horizon`` bars (only with a ScoreDirection indicator and ``prices``).
     """
     _check_lines(lines)
     if not isinstance(positions, pd.Series):
@@ -91,7 +95,19 @@ def diagnostic_figures(lines: pd.DataFrame, positions: pd.Series, prices: pd.Dat
         if coverage is not None:
             out["bnn_coverage"] = coverage
             out["bnn_level"] = float(level)
+    if prices is not None:
+        skill = score_skill(lines, prices, horizon=score_horizon)
+        if skill is not None:
+            out["score_sign_agreement"] = skill.attrs["sign_agreement"]
+            out["score_rank_correlation"] = skill.attrs["rank_correlation"]
     return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def _deciles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decile edges (quantiles of the finite ``values``) and each value's decile 1..10 (0 when not finite);
+    decile k holds ``edge[k-1] <= value < edge[k]``, the top one includes its upper edge."""
+    edges = np.quantile(values[np.isfinite(values)], np.linspace(0.0, 1.0, 11))
+    return edges, np.where(np.isfinite(values), np.searchsorted(edges[1:-1], values, side="right") + 1, 0)
 
 
 def entry_bars(index: pd.DatetimeIndex, opens: pd.Series) -> np.ndarray:
@@ -119,9 +135,7 @@ def decile_table(lines: pd.DataFrame, trades: pd.DataFrame, prices: pd.DataFrame
     missing = {"open", "pnlcomm"} - set(trades.columns)
     if missing:
         raise ValueError(f"trades need the columns {sorted(missing)}")
-    values = logp.to_numpy()
-    edges = np.quantile(values[np.isfinite(values)], np.linspace(0.0, 1.0, 11))
-    decile = np.where(np.isfinite(values), np.searchsorted(edges[1:-1], values, side="right") + 1, 0)
+    edges, decile = _deciles(logp.to_numpy())
     table = pd.DataFrame({"logp_from": edges[:-1], "logp_to": edges[1:]}, index=pd.RangeIndex(1, 11, name="decile"))
     table["bars"] = np.bincount(decile, minlength=11)[1:]
     if prices is not None:
@@ -174,3 +188,40 @@ def bnn_reliability(lines: pd.DataFrame, prices: pd.DataFrame, *, horizon: int =
     ok = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(realised)
     coverage = float(((realised[ok] >= lower[ok]) & (realised[ok] <= upper[ok])).mean()) if ok.any() else None
     return table, coverage
+
+
+def score_skill(lines: pd.DataFrame, prices: pd.DataFrame, *, horizon: int = 1) -> pd.DataFrame | None:
+    """How well ScoreDirection's ``direction`` forecast the realised forward log return over ``horizon`` bars
+    (``None`` without a ScoreDirection indicator or without a bar where both are known).
+
+    One row per decile of ``direction`` (edges from all bars with both values): ``direction_from``,
+    ``direction_to``, ``bars``, ``mean_forward_return`` and ``up_share`` (share of bars whose forward return
+    was positive). ``attrs``: ``n`` (bars scored), ``sign_agreement`` (share of bars with a non-zero direction
+    and return whose signs agree; 0.5 is no skill) and ``rank_correlation`` (Spearman's rho of direction and
+    return, the information coefficient).
+    """
+    _check_lines(lines)
+    if int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a whole number of bars >= 1; got {horizon}")
+    direction = line(lines, "ScoreDirection.direction")
+    if direction is None:
+        return None
+    d = direction.to_numpy()
+    realised = _forward_log_returns(_close(prices, lines.index), int(horizon))
+    ok = np.isfinite(d) & np.isfinite(realised)
+    if not ok.any():
+        return None
+    d, r = d[ok], realised[ok]
+    edges, decile = _deciles(d)
+    groups = pd.DataFrame({"decile": decile, "r": r, "up": (r > 0).astype(np.float64)}).groupby("decile")
+    table = pd.DataFrame({"direction_from": edges[:-1], "direction_to": edges[1:]},
+                         index=pd.RangeIndex(1, 11, name="decile"))
+    table["bars"] = groups.size().reindex(table.index, fill_value=0).astype(np.int64)
+    table["mean_forward_return"] = groups["r"].mean().reindex(table.index)
+    table["up_share"] = groups["up"].mean().reindex(table.index)
+    signed = (d != 0) & (r != 0)
+    table.attrs["n"] = int(ok.sum())
+    table.attrs["sign_agreement"] = float((np.sign(d[signed]) == np.sign(r[signed])).mean()) if signed.any() else math.nan
+    table.attrs["rank_correlation"] = float(pd.Series(d).rank().corr(pd.Series(r).rank())) if ok.sum() > 1 else math.nan
+    return table
+

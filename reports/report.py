@@ -79,15 +79,17 @@ def _bars(strategy: Any, index: pd.DatetimeIndex) -> pd.DataFrame:
 
 
 def _model_settings(strategy: Any) -> dict[str, Any]:
-    """The diagnostics' settings read off the strategy's first BNNUncertainty (``horizon``, ``level``) and
-    LogDensity (``alpha``) indicators."""
-    settings: dict[str, Any] = {"horizon": 1, "level": None, "alpha": None}
+    """The diagnostics' settings read off the strategy's first BNNUncertainty (``horizon``, ``level``),
+    LogDensity (``alpha``) and ScoreDirection (``score_horizon``) indicators."""
+    settings: dict[str, Any] = {"horizon": 1, "level": None, "alpha": None, "score_horizon": 1}
     for ind in reversed(strategy.getindicators()):     # reversed: the first of a class wins
         name = type(ind).__name__
         if name == "BNNUncertainty":
             settings.update(horizon=max(int(ind.p.horizon), 1), level=float(ind.p.level))
         elif name == "LogDensity":
             settings["alpha"] = float(ind.p.alpha)
+        elif name == "ScoreDirection":
+            settings["score_horizon"] = max(int(ind.p.horizon), 1)
     return settings
 
 
@@ -110,7 +112,7 @@ def write_report(result: Result, out_dir: str | os.PathLike, *, initial: float, 
     settings = _model_settings(result.strategy)
     summary = summarize(result, initial)
     summary.update(diagnostic_figures(lines, result.positions, prices, horizon=settings["horizon"],
-                                      level=settings["level"]))
+                                      level=settings["level"], score_horizon=settings["score_horizon"]))
     if extra:
         summary.update(extra)
     paths = {"summary": out / "summary.json", "tearsheet": out / "tearsheet.html"}

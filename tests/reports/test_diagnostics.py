@@ -1,5 +1,5 @@
-"""The model diagnostics page: exact shares, decile assignment, interval reliability against known truths,
-a self-contained HTML page, and write_report's use of it."""
+"""The model diagnostics page: exact shares, decile assignment, interval reliability and score skill against
+known truths, a self-contained HTML page, and write_report's use of it."""
 import base64
 import json
 import math
@@ -13,7 +13,8 @@ import pytest
 from feeds import synthetic_market
 from reports import DIAGNOSTIC_KEYS, diagnostic_figures, write_diagnostics, write_report
 from reports.diagnostics import PANELS
-from reports.diagnostics_stats import RELIABILITY_LEVELS, bnn_reliability, decile_table, entry_bars, reliability
+from reports.diagnostics_stats import (RELIABILITY_LEVELS, bnn_reliability, decile_table, entry_bars, reliability,
+                                       score_skill)
 from strategies import BacktestConfig, backtest, indicator_lines
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -164,6 +165,51 @@ def test_bnn_reliability_reads_the_horizon(horizon):
     assert figures["bnn_coverage"] == coverage and figures["bnn_level"] == 0.9
 
 
+# ------------------------------------------------------------------ score skill
+def _random_walk(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    return pd.DataFrame({"close": close}, index=_index(n)), close
+
+
+@pytest.mark.parametrize("horizon", [1, 4])
+def test_a_perfect_direction_has_full_skill_at_its_horizon_only(horizon):
+    prices, close = _random_walk(3000, horizon)
+    forward = np.full(3000, np.nan)
+    forward[:-horizon] = np.log(close[horizon:] / close[:-horizon])
+    lines = pd.DataFrame({"ScoreDirection.direction": forward}, index=prices.index)
+    table = score_skill(lines, prices, horizon=horizon)
+    assert table.attrs["n"] == 3000 - horizon and table["bars"].sum() == 3000 - horizon
+    assert table.attrs["sign_agreement"] == 1.0 and table.attrs["rank_correlation"] == pytest.approx(1.0)
+    assert np.all(np.diff(table["mean_forward_return"]) > 0)
+    assert table.loc[1, "up_share"] == 0.0 and table.loc[10, "up_share"] == 1.0
+    reversed_ = score_skill(-lines, prices, horizon=horizon)
+    assert reversed_.attrs["sign_agreement"] == 0.0 and reversed_.attrs["rank_correlation"] == pytest.approx(-1.0)
+    if horizon > 1:   # scored over the wrong horizon, the same forecast is only partly right
+        assert 0.6 < score_skill(lines, prices, horizon=1).attrs["sign_agreement"] < 0.9
+
+
+def test_score_skill_counts_match_brute_force():
+    prices, close = _random_walk(500, 9)
+    rng = np.random.default_rng(3)
+    direction = rng.normal(size=500)
+    direction[:50] = np.nan
+    direction[60] = 0.0                                     # no sign: left out of the agreement
+    lines = pd.DataFrame({"ScoreDirection.direction": direction}, index=prices.index)
+    table = score_skill(lines, prices)
+    nxt = np.log(close[1:] / close[:-1])
+    rows = [j for j in range(499) if np.isfinite(direction[j])]
+    signed = [j for j in rows if direction[j] != 0 and nxt[j] != 0]
+    agree = np.mean([np.sign(direction[j]) == np.sign(nxt[j]) for j in signed])
+    assert table.attrs["n"] == len(rows) == 449 and table.attrs["sign_agreement"] == pytest.approx(agree)
+    top = [j for j in rows if direction[j] >= table.loc[10, "direction_from"]]
+    assert table.loc[10, "bars"] == len(top)
+    assert table.loc[10, "mean_forward_return"] == pytest.approx(np.mean(nxt[top]))
+    assert table.loc[10, "up_share"] == pytest.approx(np.mean(nxt[top] > 0))
+    assert abs(table.attrs["rank_correlation"]) < 0.15      # independent of the returns: no skill
+    assert score_skill(lines.rename(columns=lambda c: "X." + c), prices) is None
+
+
 # ------------------------------------------------------------------ the page
 def _model_lines(prices: pd.DataFrame) -> pd.DataFrame:
     """Hand-made lines of all five model indicators on the bars of ``prices`` (NaN during a 100-bar warm-up)."""
@@ -180,6 +226,8 @@ def _model_lines(prices: pd.DataFrame) -> pd.DataFrame:
         "BNNUncertainty.lower": -1.7 * std, "BNNUncertainty.upper": 1.7 * std,
         "Regime.regime": np.repeat(np.arange(n // 50 + 1) % 4, 50)[:n].astype(float),
         "Regime.confidence": rng.uniform(0.3, 0.9, n), "Regime.energy": unusual,
+        "ScoreDirection.direction": np.r_[ret[1:], 0.0] + rng.normal(0, ret.std(), n),   # a skilled forecast
+        "ScoreDirection.strength": rng.uniform(0, 2, n),
     }, index=prices.index)
     lines.iloc[:100] = np.nan
     return lines
@@ -205,16 +253,19 @@ def _images(html: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)]
 
 
-def test_page_has_five_panels_and_inline_images(page):
+def test_page_has_six_panels_and_inline_images(page):
     lines, html, _ = page
     for heading in PANELS:
         assert f"<h2>{heading}</h2>" in html
     images = _images(html)
-    assert len(images) == 5 and all(img.startswith(PNG) and len(img) > 5_000 for img in images)
+    assert len(images) == 6 and all(img.startswith(PNG) and len(img) > 5_000 for img in images)
     assert "unit &lt;test&gt;" in html                         # the title is escaped
     closed = (lines["LogDensity.gate"].dropna() == 0).mean()
     assert f"<td>{closed:.1%}</td>" in html and f"<td>{1 - closed:.1%}</td>" in html
     assert "values in this run" not in html
+    skill = score_skill(lines, synthetic_market(600, seed=4))
+    assert skill.attrs["sign_agreement"] > 0.6                 # the hand-made forecast is a skilled one
+    assert f"<td>{skill.attrs['sign_agreement']:.1%}</td>" in html
 
 
 def test_page_is_self_contained(page):
@@ -229,6 +280,7 @@ def test_missing_indicators_say_so(page):
     for heading in PANELS:
         assert f"<h2>{heading}</h2>" in partial
     assert "No BNNUncertainty values" in partial and "No Regime values" in partial
+    assert "No ScoreDirection values" in partial
     assert len(_images(partial)) == 3                           # density, deciles, time in distribution
 
 
@@ -255,7 +307,7 @@ def model_report(tmp_path_factory):
 def test_model_report_writes_the_page_and_the_figures(model_report):
     res, paths, summary = model_report
     html = paths["diagnostics"].read_text()
-    assert all(f"<h2>{h}</h2>" in html for h in PANELS) and len(_images(html)) == 5
+    assert all(f"<h2>{h}</h2>" in html for h in PANELS) and len(_images(html)) == 6
     lines = indicator_lines(res.strategy)
     gate = lines["LogDensity.gate"].dropna()
     assert summary["gate_closed_share"] == pytest.approx((gate == 0).mean())

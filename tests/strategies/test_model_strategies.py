@@ -60,7 +60,13 @@ def test_every_registered_strategy_runs_end_to_end(name, tmp_path_factory):
     assert summary["bars"] == 1500 and (out / "tearsheet.html").stat().st_size > 10_000
     assert np.isfinite(summary["final_value"]) and summary["final_value"] > 0
     if name == "density_gated":
-        assert (out / "plot.png").exists()
+        assert (out / "plot.png").stat().st_size > 10_000
+    model_strategy = name not in ("buy_and_hold", "sma_cross")
+    assert (out / "diagnostics.html").exists() == model_strategy
+    if model_strategy:  # the model figures of summary.json, and a page with its panels as embedded images
+        assert 0.0 <= summary["time_in_market"] <= 1.0
+        page = (out / "diagnostics.html").read_text()
+        assert page.count("data:image/png;base64,") >= 1
 
 
 def test_bad_strategy_parameters_are_named(tmp_path):
