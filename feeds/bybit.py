@@ -279,7 +279,7 @@ def fetch_bybit(symbol: str, timeframe: str, since: object, until: object = None
         src = CandleSource.open(symbol, timeframe, category, exchange, retry)
         hi = min(hi if hi is not None else np.iinfo(np.int64).max, src.closed_before(src.server_time()))
         missing = store.coverage.missing(lo, hi)
-        total = sum((b - a) // step_ms for a, b in missing)
+        total = sum(_bars_in(a, b, step_ms) for a, b in missing)
         with tqdm(total=total, unit="bar", desc=source, leave=False,
                   disable=not progress or total < _PROGRESS_PAGES * MAX_LIMIT) as bar:
             store.download(_tracked(src, missing, bar))
@@ -289,8 +289,13 @@ def fetch_bybit(symbol: str, timeframe: str, since: object, until: object = None
     return ohlcv_frame(rows, source, step_ms)
 
 
+def _bars_in(start: int, end: int, step_ms: int) -> int:
+    """How many candles open in ``[start, end)`` (open times are multiples of ``step_ms``)."""
+    return -(-end // step_ms) + (-start // step_ms)
+
+
 def _tracked(src: CandleSource, missing: list[tuple[int, int]], bar: tqdm) -> Iterator[tuple[int, int, pd.DataFrame]]:
     for lo, hi in missing:
         for start, end, candles in src.pages(lo, hi):
-            bar.update((end - start) // src.step_ms)
+            bar.update(_bars_in(start, end, src.step_ms))
             yield start, end, candles_to_frame(candles)

@@ -30,6 +30,10 @@ T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 INTERVALS = {"1": 60_000, "3": 180_000, "5": 300_000, "15": 900_000, "30": 1_800_000, "60": HOUR,
              "120": 2 * HOUR, "240": 4 * HOUR, "360": 6 * HOUR, "720": 12 * HOUR, "D": 24 * HOUR}
 BASE_PRICE = {"BTC": 40_000.0, "ETH": 2_300.0, "SOL": 100.0}
+#: the body of the ``"418"`` fault: a Cloudflare-style block page, not JSON
+CLOUDFLARE_BLOCK_PAGE = ("<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
+                         "<body><h1>Sorry, you have been blocked</h1><p>Cloudflare Ray ID: 8a1b2c3d4e5f6789</p>"
+                         "</body></html>")
 
 
 def _instrument(category: str, base: str, quote: str, settle: str | None) -> dict:
@@ -77,8 +81,9 @@ class FakeBybit:
     ``now``: the server clock (candles exist up to it; the one in progress is served too, with
     provisional values, as Bybit does). ``listed``: first candle. ``missing``: open times with no
     candle (an exchange outage). ``duplicates`` / ``shuffle``: kline pages repeat candles / come
-    in random order. ``inject(kind, path, times)`` queues faults: ``"429"``, ``"500"``, ``"502"``,
-    ``"503"``, ``"timeout"`` (reply after ``timeout_sleep`` s), ``"reset"`` (close the connection),
+    in random order. ``inject(kind, path, times)`` queues faults: HTTP statuses ``"408"``, ``"429"``,
+    ``"500"``, ``"502"``, ``"503"``, ``"504"`` (an HTML body), ``"418"`` (a Cloudflare-style block page),
+    ``"timeout"`` (reply after ``timeout_sleep`` s), ``"reset"`` (close the connection),
     ``"malformed"`` (truncated JSON), ``"badnumber"`` (a non-numeric field), ``"retcode:N"``, and
     ``"ok"`` (a normal reply: queue ``"ok"`` first to let some requests through). ``clock_speed``:
     let the clock run (simulated seconds per wall second) for tests of real-time loops. ``funding_ms``:
@@ -216,8 +221,10 @@ class _Handler(BaseHTTPRequestHandler):
             fake.requests.append((url.path, q))
         fault = fake.take_fault(url.path)
         fault = None if fault == "ok" else fault
-        if fault in ("429", "500", "502", "503"):
+        if fault in ("408", "429", "500", "502", "503", "504"):
             return self._send(int(fault), "<html>busy</html>")
+        if fault == "418":  # what a CDN's bot protection answers a client it has blocked
+            return self._send(418, CLOUDFLARE_BLOCK_PAGE)
         if fault == "reset":
             self.close_connection = True
             return

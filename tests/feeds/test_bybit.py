@@ -56,9 +56,19 @@ def test_other_categories_load_only_their_markets(bybit_server, make_exchange, f
     assert {q["category"] for p, q in bybit_server.fake.requests if p.endswith("instruments-info")} == {category}
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "502", "503", "timeout", "reset", "malformed", "badnumber",
-                                   "retcode:10006", "retcode:10018", "retcode:10016", "retcode:10000"])
-def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, fast_retry, fault):
+#: each injected fault and the error the real ccxt client (or fetch_bybit's reply check) raises for it
+FAULT_ERRORS = {
+    "408": "RequestTimeout", "418": "DDoSProtection", "429": "RateLimitExceeded", "500": "ExchangeNotAvailable",
+    "502": "ExchangeNotAvailable", "503": "ExchangeNotAvailable", "504": "RequestTimeout",
+    "timeout": "RequestTimeout", "reset": "NetworkError", "malformed": "BadResponse", "badnumber": "BadResponse",
+    "retcode:10006": "RateLimitExceeded", "retcode:10018": "RateLimitExceeded",
+    "retcode:10016": "ExchangeError", "retcode:10000": "ExchangeError",  # Bybit's "try again" codes
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULT_ERRORS))
+def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, fast_retry, fault, caplog):
+    caplog.set_level(logging.WARNING, logger="feeds.retry")
     fake = bybit_server.fake
     fake.inject("ok")  # first page fine, the second fails twice
     fake.inject(fault, times=2)
@@ -70,6 +80,38 @@ def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, 
     pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 2499 * HOUR))
     assert _kline(bybit_server) == 3 + 2
     assert not fake.faults
+    # the two failed kline requests were retried as the ccxt error the fault stands for
+    retried = [r.args[1] for r in caplog.records if r.name == "feeds.retry" and " kline " in r.args[0]]
+    assert retried == [FAULT_ERRORS[fault]] * 2
+
+
+def test_progress_bar_on_stderr_for_long_downloads_and_none_when_off(bybit_server, make_exchange, fast_retry,
+                                                                     capsys, monkeypatch):
+    import feeds.bybit
+    from tqdm import tqdm
+
+    class EveryUpdate(tqdm):  # the real bar, redrawn on every update (not at most every 0.1 s)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "mininterval": 0, "miniters": 1})
+
+    monkeypatch.setattr(feeds.bybit, "tqdm", EveryUpdate)
+    capsys.readouterr()
+    fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 4999 * HOUR, exchange=make_exchange(), retry=fast_retry)
+    out = capsys.readouterr()
+    assert out.out == ""
+    frames = [f for f in out.err.split("\r") if f.strip()]  # tqdm redraws its line with carriage returns
+    assert all(f.startswith("bybit linear BTC/USDT:USDT 1h: ") for f in frames)
+    # one frame at the start, one per page of 1000 bars, counting the 5000 bars downloaded
+    assert [f.split("|")[2].split()[0] for f in frames] == [f"{k}/5000" for k in (0, 1000, 2000, 3000, 4000, 5000)]
+    assert "100%|" in frames[-1] and "bar/s" in frames[-1]
+    assert out.err.endswith("\r")  # leave=False: the bar is erased when the download is done
+
+    # progress=False (what run_backtest.py --quiet sets) writes nothing; nor does a short download
+    fetch_bybit("ETH/USDT:USDT", "1h", T0, T0 + 4999 * HOUR, exchange=make_exchange(), retry=fast_retry,
+                progress=False)
+    fetch_bybit("SOL/USDT:USDT", "1h", T0, T0 + 1999 * HOUR, exchange=make_exchange(), retry=fast_retry)
+    assert capsys.readouterr() == ("", "")
+    assert _kline(bybit_server) == 5 + 5 + 2
 
 
 def test_duplicate_and_out_of_order_candles(bybit_server, make_exchange, fast_retry):

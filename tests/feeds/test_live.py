@@ -78,6 +78,9 @@ def test_each_bar_once_through_faults_with_paper_fills(bybit_server, make_exchan
             fake.duplicates = fake.shuffle = True
 
     strat, truth, sleeps, last_closed = _run(bybit_server, make_exchange(timeout_ms=1000), fast_retry, faults)
+    assert isinstance(strat.data, BybitLiveFeed) and strat.data.islive() is True
+    # so cerebro treated the run as live and went bar by bar: no preload, no vectorised runonce
+    assert strat.env._dolive and not strat.env._dopreload and not strat.env._dorunonce
     got = np.array(strat.bars)
     expected = np.column_stack([truth.index.as_unit("ms").asi8, truth.to_numpy()])
     np.testing.assert_array_equal(got, expected)  # every closed bar, once, in order, exact values

@@ -36,6 +36,35 @@ def test_tearsheet_has_metrics_table_charts_and_benchmark(report):
     assert f"{summary['sharpe']:.2f}" in html              # the summary's Sharpe is the tearsheet's
 
 
+#: summary.json's figures as the README lists them, written out here (not read from the code)
+README_SUMMARY_KEYS = ["final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
+                       "n_trades", "win_rate", "exposure", "bars", "start", "end", "runtime_s", "benchmark"]
+#: "the same performance figures of buy-and-hold under ``benchmark``"
+README_BENCHMARK_KEYS = ["final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar"]
+
+
+def test_summary_has_the_readme_keys_all_finite(report):
+    res, _, summary = report
+    assert set(README_SUMMARY_KEYS) <= set(summary), sorted(set(README_SUMMARY_KEYS) - set(summary))
+    assert set(README_SUMMARY_KEYS) <= set(SUMMARY_KEYS)   # the code's constant promises them too
+    for key in README_SUMMARY_KEYS:
+        if key in ("start", "end"):
+            assert pd.Timestamp(summary[key]).tz is not None, key   # an unambiguous instant
+        elif key == "benchmark":
+            assert sorted(summary[key]) == sorted(README_BENCHMARK_KEYS)
+            for name in README_BENCHMARK_KEYS:
+                v = summary[key][name]
+                assert isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v), name
+        else:
+            v = summary[key]
+            assert isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v), key
+    assert isinstance(summary["n_trades"], int) and isinstance(summary["bars"], int)
+    assert pd.Timestamp(summary["start"]) == res.values.index[0]
+    assert pd.Timestamp(summary["end"]) == res.values.index[-1]
+    assert summary["runtime_s"] > 0 and 0.0 <= summary["exposure"] <= 1.0 and 0.0 <= summary["win_rate"] <= 1.0
+    assert summary["max_drawdown"] <= 0.0 and summary["benchmark"]["max_drawdown"] <= 0.0
+
+
 def test_summary_keys_finite_and_consistent(report):
     res, _, summary = report
     assert set(SUMMARY_KEYS) <= set(summary)
