@@ -235,3 +235,50 @@ def test_ray_engine_gives_identical_metrics_and_reports_failures(ray_session, lo
     assert len(failed) == 1 and (failed["attempts"] == 3).all() and failed["error"].str.contains("fast < slow").all()
     flaky = result.table[result.table["strategy"] == "sweep_test_marker"]
     assert list(flaky["status"]) == ["ok"] and list(flaky["attempts"]) == [2]
+
+
+# ---------------------------------------------------------------- trials that train models
+def _model_grid(cache: Path) -> dict:
+    return {"data": {"source": "sample", "bars": 900}, "seed": 2, "model_cache_dir": str(cache),
+            "strategy": "energy_sized",
+            "params": {"threshold": [1.5, 3.0], "indicator_kwargs.train_bars": 240,
+                       "indicator_kwargs.retrain_every": 300, "indicator_kwargs.fit_kwargs": {"epochs": 3}}}
+
+
+def _model_files(cache: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in cache.glob("*.pt")}
+
+
+@pytest.fixture(scope="module")
+def model_sweep(tmp_path_factory):
+    base = tmp_path_factory.mktemp("model-sweep")
+    grid = _model_grid(base / "models")
+    return grid, base, sweep(grid, "local", out=base / "out", max_parallel=2, retries=0), _model_files(base / "models")
+
+
+def test_model_trials_share_fitted_models_through_the_cache_folder(model_sweep, tmp_path):
+    grid, base, result, files = model_sweep
+    ok = result.table[result.table["status"] == "ok"]
+    assert len(ok) == 2 and ok["param.threshold"].tolist() == [1.5, 3.0]
+    # a direct backtest of one trial into an empty cache fits exactly the models the whole sweep left behind:
+    # the two trials (same indicator settings) share one model per window, keyed by content
+    df = load_source("sample", bars=900, seed=2)
+    params = {"threshold": 3.0, "indicator_kwargs": {"train_bars": 240, "retrain_every": 300,
+                                                       "fit_kwargs": {"epochs": 3}, "seed": 2,
+                                                       "cache_dir": str(tmp_path)}}
+    direct = backtest(df, BacktestConfig("energy_sized", params=params))
+    fits = direct.strategy.energy.n_fits
+    assert fits >= 2 and len(files) == fits == len(list(tmp_path.glob("*.pt")))
+    row = ok[ok["param.threshold"] == 3.0].iloc[0]
+    expected = flatten_summary(summarize(direct, BacktestConfig().cash))
+    for key in METRIC_KEYS:
+        assert row[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-12), key
+    assert row["n_trades"] > 0
+
+
+def test_ray_engine_reuses_the_models_and_agrees(ray_session, model_sweep, tmp_path):
+    grid, base, local, files = model_sweep
+    result = sweep(grid, "ray", out=tmp_path, retries=0)
+    assert result.computed == 2
+    assert _metrics(result.table) == _metrics(local.table) and len(_metrics(local.table)) == 2
+    assert _model_files(base / "models") == files        # loaded by path, nothing refitted or rewritten
