@@ -81,30 +81,72 @@ def test_values_start_at_the_first_fit_and_are_finite(reference, hours):
 
 
 def test_truncation_invariance(reference, hours):
-    name, cache, full, _ = reference
-    m = 500  # inside the second window
+    name, cache, full, ind = reference
+    m = ind.spec.fit_bar(1) + 1  # the data ends at the second fit's bar: a fit reading labels past it finds none
     cut, _ = run(hours.iloc[:m], name, cache)
     pd.testing.assert_frame_equal(cut, full.iloc[:m], check_exact=True)
 
 
 def test_truncation_invariance_bar_by_bar(reference, hours):
-    name, cache, full, _ = reference
-    m = 500
+    name, cache, full, ind = reference
+    m = ind.spec.fit_bar(1) + 1
     cut, _ = run(hours.iloc[:m], name, cache, runonce=False)
     whole, _ = run(hours, name, cache, runonce=False)
     pd.testing.assert_frame_equal(cut, whole.iloc[:m], check_exact=True)
 
 
-def test_no_look_ahead(reference, hours, tmp_path):
-    name, cache, full, _ = reference
-    t = 520
-    shocked = hours.copy()
+def shocked_after(df, t):
+    """Every price after bar ``t`` times 10, every volume times 7."""
+    shocked = df.copy()
     for col in ("open", "high", "low", "close"):
         shocked.iloc[t + 1:, shocked.columns.get_loc(col)] *= 10.0
     shocked.iloc[t + 1:, shocked.columns.get_loc("volume")] *= 7.0
+    return shocked
+
+
+def test_no_look_ahead(reference, hours, tmp_path):
+    # t is the bar of the second fit, T_1: its value comes from the model fitted at T_1. A training row t' whose
+    # label reaches past T_1 (t' + h > T_1, e.g. rows up to T_1 - 1 with h >= 2) would read a shocked price.
+    name, cache, full, ind = reference
+    t = ind.spec.fit_bar(1)
     FitCache.forget()
-    lines, _ = run(shocked, name, tmp_path)  # a fresh cache: every window is refitted
+    lines, _ = run(shocked_after(hours, t), name, tmp_path)  # a fresh cache: every window is refitted
     pd.testing.assert_frame_equal(lines.iloc[:t + 1], full.iloc[:t + 1], check_exact=True)
+    assert not np.allclose(lines.iloc[t + 1:].to_numpy(), full.iloc[t + 1:].to_numpy())  # the shock is seen
+
+
+LABELLED = ("ScoreDirection", "BNNUncertainty", "Regime")
+# labels 20 bars ahead, an embargo of 3, a held-out tail of 12 rows: labels leaking past a fit bar would reach
+# into the fit rows, not only the tail (where they would touch early stopping and calibration alone)
+GAPS = dict(horizon=20, embargo=3, val_fraction=0.05)
+
+
+@pytest.mark.parametrize("name", LABELLED)
+def test_no_look_ahead_with_horizon_and_embargo(name, hours, tmp_path):
+    # the fit at T_1 may use rows t' <= T_1 - 1 - 20 - 3; rows past that have labels that reach past T_1
+    FitCache.forget()
+    full, ind = run(hours, name, tmp_path / "plain", **GAPS)
+    assert (ind.spec.horizon, ind.spec.embargo, ind.spec.first_fit) == (20, 3, 48 + 240 + 20 + 3)
+    t = ind.spec.fit_bar(1)
+    FitCache.forget()
+    lines, _ = run(shocked_after(hours, t), name, tmp_path / "shocked", **GAPS)
+    pd.testing.assert_frame_equal(lines.iloc[:t + 1], full.iloc[:t + 1], check_exact=True)
+
+
+@pytest.mark.parametrize("name", list(INDICATORS))
+def test_fit_reads_bars_up_to_its_embargo_only(name, hours, tmp_path):
+    """Rule 1 to the bar: the fit at T_k reads bars <= T_k - 1 - embargo only (its last row's label ends there,
+    or, without labels, its last row). Shocking the bars after that one leaves fits 0 and 1 as they were (read
+    back from the cache); shocking one bar earlier changes fit 1. An ignored horizon or embargo refits fit 1."""
+    gaps = GAPS if name in LABELLED else dict(embargo=3)
+    FitCache.forget()
+    _, ind = run(hours, name, tmp_path, **gaps)
+    n = ind.n_fits
+    assert n == 3
+    last = ind.spec.fit_bar(1) - 1 - 3
+    for after, kept in ((last, 2), (last - 1, 1)):
+        _, shocked = run(shocked_after(hours, after), name, tmp_path, **gaps)
+        assert (shocked.n_fits, shocked.cache.hits) == (n - kept, kept), f"shocked after bar {after}"
 
 
 def test_mode_parity_bar_by_bar(reference, hours):
@@ -138,27 +180,41 @@ def test_cache_second_run_fits_nothing_and_changed_parameter_refits(reference, h
     assert not np.allclose(changed.to_numpy()[ind.spec.first_fit:], full.to_numpy()[ind.spec.first_fit:])
 
 
-def test_user_strategy_reads_lines_in_next(hours, tmp_path):
-    seen = []
+@pytest.mark.parametrize("runonce", [True, False])
+def test_user_strategy_reads_every_line_of_all_five_in_next(hours, tmp_path, runonce):
+    seen, orders = [], []
 
     class Mine(bt.Strategy):
         def __init__(self):
-            self.energy = Energy(self.data, cache_dir=tmp_path, **SMALL, **INDICATORS["Energy"][1])
-            self.logp = LogDensity(self.data, cache_dir=tmp_path, **SMALL, **INDICATORS["LogDensity"][1])
+            self.inds = {name: cls(self.data, cache_dir=tmp_path, **SMALL, **kwargs)
+                         for name, (cls, kwargs) in INDICATORS.items()}
 
         def next(self):
-            seen.append((len(self), self.energy.zscore[0], self.logp.gate[0]))
-            if self.logp.gate[0] > 0 and self.energy.zscore[0] < 2 and not self.position:
-                self.buy(size=0.01)
+            seen.append((len(self), {(name, alias): getattr(ind, alias)[0] for name, ind in self.inds.items()
+                                     for alias in ind.lines.getlinealiases()}))
+            if self.inds["LogDensity"].gate[0] > 0 and self.inds["Regime"].regime[0] == 0 and not self.position:
+                orders.append(self.buy(size=0.01))
+            elif self.inds["ScoreDirection"].direction[0] < 0 and self.position:
+                self.close()
 
-    cerebro = bt.Cerebro(stdstats=False)
+    cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
     cerebro.adddata(DataFrameFeed(dataname=hours))
     cerebro.addstrategy(Mine)
     strat = cerebro.run()[0]
-    first = strat.energy.spec.first_fit
-    assert seen[0][0] == first + 1  # next() starts once both indicators have values
-    assert all(np.isfinite(z) and g in (0.0, 1.0) for _, z, g in seen)
-    assert len(seen) == len(hours) - first
+    # next() starts once all five have values: at Regime's minperiod, the longest (lookback 48 + 240 rows + 6)
+    first = 48 + 240 + 6
+    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, first]
+    assert max(ind._minperiod for ind in strat.inds.values()) == first + 1
+    assert seen[0][0] == first + 1 and len(seen) == len(hours) - first
+    assert len(seen[0][1]) == 3 + 3 + 2 + 5 + 3
+    assert all(np.isfinite(v) for _, row in seen for v in row.values())
+    for name, ind in strat.inds.items():  # next() read the current bar's value of every line
+        lines = lines_of(ind, len(hours))
+        for alias in lines:
+            np.testing.assert_array_equal([row[name, alias] for _, row in seen], lines[alias].to_numpy()[first:])
+    assert {row["LogDensity", "gate"] for _, row in seen} == {0.0, 1.0}
+    assert {row["Regime", "regime"] for _, row in seen} <= {0.0, 1.0, 2.0, 3.0}
+    assert orders and all(o.status == o.Completed for o in orders)  # it trades on them
 
 
 def test_bad_parameters_are_named(hours):
