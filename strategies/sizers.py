@@ -3,8 +3,12 @@ looks unlike anything seen) and ``UncertaintySizer`` (volatility targeting on th
 with an optional capped fractional Kelly).
 
 Both size a new position as a fraction of the portfolio's value at the bar's close (the order fills
-at the next open), never more than the cash (spot) or margin (perpetuals) available at that price
-after the taker fee, in fractions of a unit unless ``whole_units=True`` (equities: rounded down).
+at the next open), never more than the cash (spot) or margin (perpetuals) available after the taker fee
+at the price the fill may reach: the close plus the broker's slippage plus ``headroom`` (default 0.5 %) for
+the move to the next open. An order sized at the close alone is rejected by the broker (``Margin``)
+whenever the fill comes out a hair above it, so a fully invested sizer would never trade; a next open more
+than ``headroom`` above the close still gets such an order rejected. Sizes are in fractions of a unit
+unless ``whole_units=True`` (equities: rounded down).
 An order against an open position closes it (its size is the position's). A NaN indicator value
 (the model's warm-up) sizes 0: no order.
 
@@ -27,7 +31,11 @@ __all__ = ["EnergyScaledSizer", "UncertaintySizer"]
 class _FractionSizer(bt.Sizer):
     """Shared mechanics: fraction of value → size, capped by cash or margin, whole units on request."""
 
-    params = (("whole_units", False),)
+    params = (("whole_units", False), ("headroom", 0.005))
+
+    def _check_headroom(self) -> None:
+        if not 0.0 <= self.p.headroom < 0.5:
+            raise ValueError(f"{type(self).__name__}(headroom={self.p.headroom}): a fraction of price in [0, 0.5)")
 
     def fraction(self, isbuy: bool) -> float:
         """The fraction of portfolio value to open now (NaN or <= 0: nothing)."""
@@ -51,7 +59,8 @@ class _FractionSizer(bt.Sizer):
             return 0
         price = data.close[0]
         size = frac * self.broker.getvalue() / (price * comminfo.p.mult)
-        per_unit = comminfo.getoperationcost(1.0, price) / comminfo.get_leverage() + comminfo.getcommission(1.0, price)
+        fill = price * (1.0 + self.p.headroom + float(getattr(self.broker.p, "slip_perc", 0.0) or 0.0))
+        per_unit = comminfo.getoperationcost(1.0, fill) / comminfo.get_leverage() + comminfo.getcommission(1.0, fill)
         size = min(size, max(cash, 0.0) / per_unit)
         return math.floor(size) if self.p.whole_units else size
 
@@ -67,6 +76,7 @@ class EnergyScaledSizer(_FractionSizer):
     params = (("energy", "energy"), ("base", 0.95), ("threshold", 3.0))
 
     def __init__(self) -> None:
+        self._check_headroom()
         if not self.p.base > 0:
             raise ValueError(f"EnergyScaledSizer(base={self.p.base}): base must be a positive fraction of value")
         if not self.p.threshold > 0:
@@ -92,6 +102,7 @@ class UncertaintySizer(_FractionSizer):
               ("kelly_fraction", None), ("horizon", None))
 
     def __init__(self) -> None:
+        self._check_headroom()
         if not self.p.target_vol > 0:
             raise ValueError(f"UncertaintySizer(target_vol={self.p.target_vol}): must be a positive std per bar")
         if not self.p.max_leverage > 0:

@@ -53,6 +53,11 @@ class Trader(bt.Strategy):
             self.setsizer(cls(**kw, **{"energy" if cls is EnergyScaledSizer else "uncertainty":
                                        self.energy if cls is EnergyScaledSizer else self.uncertainty}))
         self.orders = []
+        self.outcomes = []
+
+    def notify_order(self, order):
+        if order.status in (order.Completed, order.Margin, order.Rejected):
+            self.outcomes.append((order.getstatusname(), order.executed.size, order.executed.price))
 
     def next(self):
         i = len(self) - 1
@@ -62,18 +67,22 @@ class Trader(bt.Strategy):
             self.orders.append((i, abs(order.created.size) if order is not None else 0.0) + state)
 
 
-def run(actions, *, sizer=None, addsizer=None, energy=None, bnn=None, market="spot", leverage=1.0, cash=10_000.0):
+def run(actions, *, sizer=None, addsizer=None, energy=None, bnn=None, market="spot", leverage=1.0, cash=10_000.0,
+        opens=OPEN, slippage=0.0, outcomes=False):
     idx = pd.date_range("2024-05-01", periods=N, freq="1h", tz="UTC")
-    df = pd.DataFrame({"open": OPEN, "high": np.maximum(OPEN, CLOSE) + 1, "low": np.minimum(OPEN, CLOSE) - 1,
+    df = pd.DataFrame({"open": opens, "high": np.maximum(opens, CLOSE) + 1, "low": np.minimum(opens, CLOSE) - 1,
                        "close": CLOSE, "volume": 1e6}, index=idx)
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(DataFrameFeed(dataname=df))
     cerebro.addstrategy(Trader, actions=actions, energy_kw=energy, bnn_kw=bnn, sizer=sizer)
     cerebro.setbroker(BybitBroker(cash=cash))
+    if slippage:
+        cerebro.broker.set_slippage_perc(slippage)
     cerebro.broker.addcommissioninfo(BybitCommission(market=market, leverage=leverage))
     if addsizer is not None:
         cerebro.addsizer(addsizer[0], **addsizer[1])
-    return cerebro.run()[0].orders
+    strat = cerebro.run()[0]
+    return (strat.orders, strat.outcomes) if outcomes else strat.orders
 
 
 def z_script(values):
@@ -97,9 +106,9 @@ def test_energy_sizer_scales_with_zscore_and_closes_opposite_positions():
 
 def test_energy_sizer_never_exceeds_cash_and_rounds_whole_units():
     z = z_script([-2.0])
-    fee = 0.001  # spot taker: the cap keeps room for it
+    fee = 0.001  # spot taker: the cap keeps room for it, at the close plus the default 0.5 % headroom
     (_, size, value, cash, close, _), = run({0: "buy"}, addsizer=(EnergyScaledSizer, {"base": 1.0}), energy=z)
-    assert size == pytest.approx(cash / (close * (1 + fee)), rel=1e-13) and size < value / close
+    assert size == pytest.approx(cash / (close * 1.005 * (1 + fee)), rel=1e-13) and size < value / close
     (_, size, value, cash, close, _), = run({0: "buy"}, energy=z,
                                             sizer=(EnergyScaledSizer, {"base": 0.937, "whole_units": True}))
     assert size == math.floor(0.937 * value / close) == 93  # 93.7 units rounded down
@@ -148,20 +157,45 @@ def test_uncertainty_sizer_kelly_cap_and_direction():
 
 
 def test_uncertainty_sizer_never_exceeds_margin():
-    # max_leverage 3 asks for 3× value of notional; leverage 2 allows cash / (close / 2 + taker × close)
+    # max_leverage 3 asks for 3× value of notional; leverage 2 allows cash / (fill / 2 + taker × fill), where
+    # the fill may reach the close plus 0.5 % headroom
     bnn = bnn_script([0.0], [0.0003], [0.0004])
     (_, size, value, cash, close, _), = run({0: "buy"}, addsizer=(UncertaintySizer, {"max_leverage": 3.0}),
                                             bnn=bnn, market="linear", leverage=2.0)
-    assert size == pytest.approx(cash / (close / 2 + 0.00055 * close), rel=1e-13) and size < 3 * value / close
+    fill = close * 1.005
+    assert size == pytest.approx(cash / (fill / 2 + 0.00055 * fill), rel=1e-13) and size < 3 * value / close
     (_, size, value, cash, close, _), = run({0: "buy"}, bnn=bnn, market="spot",
                                             sizer=(UncertaintySizer, {"max_leverage": 3.0, "whole_units": True}))
-    assert size == math.floor(cash / (close * 1.001)) == 99
+    assert size == math.floor(cash / (close * 1.005 * 1.001)) == 99
+
+
+@pytest.mark.parametrize("gap, slippage, headroom, status", [
+    (0.0, 0.0, 0.005, "Completed"),      # sized at the cash cap, filled at the same price: fits
+    (0.0, 0.002, 0.005, "Completed"),    # the broker's slippage is part of the cap
+    (0.004, 0.0, 0.005, "Completed"),    # a next open 0.4 % above the close: inside the headroom
+    (0.02, 0.0, 0.005, "Margin"),        # 2 %: beyond it, the broker refuses (as documented)
+    (0.02, 0.0, 0.03, "Completed"),      # ... unless the headroom covers such gaps
+    (0.0, 0.0, 0.0, "Margin"),           # no headroom: the fee's rounding alone pushes the cost past the cash
+])
+def test_orders_at_the_cash_cap_are_filled(gap, slippage, headroom, status):
+    opens = OPEN.copy()
+    opens[1] = CLOSE[0] * (1 + gap)
+    bnn = bnn_script([0.0], [0.0003], [0.0004])          # asks for 3× value: the cash cap binds
+    (order,), outcomes = run({0: "buy"}, bnn=bnn, opens=opens, slippage=slippage, outcomes=True,
+                             sizer=(UncertaintySizer, {"max_leverage": 3.0, "headroom": headroom}))
+    assert [o[0] for o in outcomes] == [status]
+    if status == "Completed":
+        _, size, value, cash, close, _ = order
+        price = outcomes[0][2]
+        assert outcomes[0][1] == pytest.approx(size) and price == pytest.approx(opens[1] * (1 + slippage))
+        assert size * price * 1.001 <= cash and size * price * 1.001 > 0.97 * cash   # invested, within cash
 
 
 def test_sizer_parameters_are_checked():
     for cls, kw, msg in [(EnergyScaledSizer, {"threshold": 0}, "threshold"), (EnergyScaledSizer, {"base": -1}, "base"),
                          (UncertaintySizer, {"target_vol": 0}, "target_vol"),
                          (UncertaintySizer, {"kelly_fraction": 1.5}, "kelly_fraction"),
-                         (UncertaintySizer, {"horizon": 0}, "horizon")]:
+                         (UncertaintySizer, {"horizon": 0}, "horizon"),
+                         (EnergyScaledSizer, {"headroom": -0.01}, "headroom")]:
         with pytest.raises(ValueError, match=msg):
             cls(**kw)
