@@ -152,7 +152,9 @@ class JointEnergyClassifier(BaseModel):
         def both(z: torch.Tensor) -> torch.Tensor:
             logits = self.module(z)
             lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-            return torch.cat([(logits - lse).exp(), -lse], dim=-1)
+            # softmax, not exp(logits − lse): far from the data the shared −½κ‖z‖² term makes the logits
+            # hundreds of units large and exp(logits − lse) then sums to 1 only within ~1e-5 in float32.
+            return torch.cat([torch.softmax(logits, dim=-1), -lse], dim=-1)
 
         out = self._to_numpy(self._batched(both, Z))
         return out[:, :-1], out[:, -1] - self.scaler.log_det

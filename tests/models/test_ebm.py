@@ -81,12 +81,26 @@ def test_langevin_samples_follow_the_mixture(mixture_models):
 
 
 def test_dsm_score_has_the_right_sign_and_scale():
-    """On N(0, 1) the true score is −x; DSM at noise σ = 0.2 learns the score of N(0, 1 + σ²): slope −1/1.04."""
-    x = np.random.default_rng(3).normal(size=(1000, 1))
-    model = EnergyModel(1, hidden=(16,), sigma=0.2, seed=0).fit(x, epochs=40, batch_size=128)
+    """On N(0, 1) the true score is −x: the learned score's slope is −1 within 15 % (the issue's criterion).
+
+    Two things moved the slope away from −1 (this test once measured −0.885, 3.5 points from failing):
+    * DSM at noise σ learns the score of the data convolved with N(0, σ²), slope −1/((1 + σ²)·s²) for
+      a sample of standard deviation s: −0.96 at σ = 0.2, a known bias, checked exactly below.
+    * Early stopping. DSM's loss depends on a slope error Δ only through ½σ²·Δ² (~1e-4 here) under a
+      target −ε/σ with standard deviation 5, so the default 200-row validation split could not tell −0.88
+      from −0.96 and restored epoch 2 of 24. A 20,000-row validation set (cheap in 1-D) can.
+    Measured with it (data seeds 3-6, model seeds 0-2): slope −0.940 to −0.973, within 3.5 % of the
+    σ-smoothed truth.
+    """
+    rng = np.random.default_rng(3)
+    x, x_val = rng.normal(size=(1000, 1)), rng.normal(size=(20000, 1))
+    sigma = 0.2
+    model = EnergyModel(1, hidden=(16,), sigma=sigma, seed=0).fit(x, X_val=x_val, epochs=40, batch_size=128)
     grid = np.linspace(-2.0, 2.0, 41)[:, None]
     slope = np.polyfit(grid[:, 0], model.score(grid)[:, 0], 1)[0]
     assert slope == pytest.approx(-1.0, rel=0.15)
+    smoothed = -1.0 / ((1.0 + sigma**2) * model.scaler.scale[0] ** 2)  # sigma is in standardised units
+    assert slope == pytest.approx(smoothed, rel=0.07)
     # energy's finite-difference derivative agrees with score (the same sign convention)
     fd = (model.energy(grid + 1e-2) - model.energy(grid - 1e-2)) / 2e-2
     np.testing.assert_allclose(-fd, model.score(grid)[:, 0], atol=0.05)

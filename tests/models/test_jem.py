@@ -4,11 +4,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import rankdata
+from scipy.stats import multivariate_normal, rankdata, spearmanr
 
 from feeds import synthetic_market
 from feeds.synthetic import REGIMES
 from models.jem import JointEnergyClassifier, expected_calibration_error
+
+
+# A known 2-D mixture (the same as tests/models/test_ebm.py); the class label is the component.
+MEANS = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
+COVS = [np.array([[0.5, 0.2], [0.2, 0.3]]), np.array([[0.3, -0.1], [-0.1, 0.6]]), np.eye(2) * 0.25]
+WEIGHTS = np.array([0.4, 0.35, 0.25])
+
+
+def draw_mixture(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    comp = rng.choice(len(WEIGHTS), size=n, p=WEIGHTS)
+    chol = np.stack([np.linalg.cholesky(c) for c in COVS])
+    return MEANS[comp] + np.einsum("nij,nj->ni", chol[comp], rng.normal(size=(n, 2))), comp
+
+
+def mixture_log_density(X: np.ndarray) -> np.ndarray:
+    return np.log(sum(w * multivariate_normal(m, c).pdf(X) for w, m, c in zip(WEIGHTS, MEANS, COVS)))
 
 
 def regime_features(df: pd.DataFrame) -> np.ndarray:
@@ -31,7 +48,10 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def market():
-    df = synthetic_market(5000, seed=5, anomaly_rate=0.01)
+    # Crisis is the rarest regime (entered only from volatile, ~50 bars long): with seed 1 the held-out
+    # bars 3000..4999 hold all four regimes (calm 233, normal 1041, volatile 642, crisis 84 rows) and
+    # the training bars three crisis episodes (186 rows). Many other seeds hold no held-out crisis at all.
+    df = synthetic_market(5000, seed=1, anomaly_rate=0.01)
     X = regime_features(df)
     y = pd.Categorical(df.regime.astype(str), categories=list(REGIMES)).codes.astype(np.int64)
     anomaly = df.anomaly.to_numpy()
@@ -39,19 +59,35 @@ def market():
     early = np.arange(len(df)) < 3000
     train, test = ok & early & ~anomaly, ok & ~early
     model = JointEnergyClassifier(X.shape[1], len(REGIMES), hidden=(32, 32), sgld_steps=10, seed=0)
-    model.fit(X[train], y[train], epochs=15)
+    model.fit(X[train], y[train], epochs=30)
     return model, X[test], y[test], anomaly[test]
 
 
 def test_regime_accuracy(market):
+    """Four regimes, each recognised above chance.
+
+    Measured over model seeds 0-5: accuracy 0.735-0.760; per-class recall calm 0.34-0.40, normal
+    0.90-0.92, volatile 0.66-0.74, crisis 0.095-0.26 against shares 0.12 / 0.52 / 0.32 / 0.04;
+    one-vs-rest AUROC of p(class | x) at least 0.81 / 0.85 / 0.90 / 0.92.
+    """
     model, X, y, _ = market
-    assert len(np.unique(y)) >= 3
-    accuracy = (model.predict(X) == y).mean()
+    counts = np.bincount(y, minlength=len(REGIMES))
+    assert len(counts) == 4 and (counts >= 50).all(), f"held-out rows per regime {counts}"
+    pred = model.predict(X)
+    accuracy = (pred == y).mean()
     assert accuracy >= 0.6, f"accuracy {accuracy:.3f}"
     proba = model.predict_proba(X)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
     # it is better than always predicting the most frequent class
-    assert accuracy > np.bincount(y).max() / len(y) + 0.1
+    assert accuracy > counts.max() / len(y) + 0.1
+    # Per class, chance is the class's share: a guesser that ignores x and says class k with
+    # probability q_k has recall q_k, and as Σ q_k = Σ share_k = 1 it cannot beat every share at once.
+    share = counts / len(y)
+    recall = np.array([(pred[y == k] == k).mean() for k in range(4)])
+    assert (recall > share).all(), f"recall {recall.round(3)} vs share {share.round(3)}"
+    # and p(class | x) ranks each class's rows above the rest (chance 0.5)
+    ovr = np.array([auroc(proba[:, k], y == k) for k in range(4)])
+    assert (ovr >= 0.7).all(), f"one-vs-rest AUROC {ovr.round(3)}"
 
 
 def test_energy_ranks_anomalies_above_normal_bars(market):
@@ -59,6 +95,30 @@ def test_energy_ranks_anomalies_above_normal_bars(market):
     assert anomaly.sum() >= 10
     score = auroc(model.energy(X), anomaly)
     assert score >= 0.8, f"AUROC {score:.3f}"
+
+
+def test_generative_term_makes_the_energy_a_log_density():
+    """Only the SGLD / replay-buffer term teaches E(x) = −logsumexp(logits) where the data lie.
+
+    Cross-entropy alone shapes the logits near the class boundaries and leaves the energy's level
+    arbitrary (its logsumexp grows away from the boundaries). Measured (Spearman of −E with the true
+    log density; model seeds 0-7): with the generative term 0.85-0.98 on held-out mixture draws and
+    0.965-0.984 on uniform points over the mixture's box; without it 0.07-0.25 and 0.04-0.20.
+    """
+    X, y = draw_mixture(3000, seed=0)
+    X_mix, _ = draw_mixture(1000, seed=1)
+    X_box = np.random.default_rng(2).uniform([-5.0, -3.5], [5.0, 5.0], size=(1000, 2))
+    kw = dict(hidden=(32, 32), sgld_steps=10, seed=0)
+    joint = JointEnergyClassifier(2, 3, **kw).fit(X, y, epochs=30)
+    classifier = JointEnergyClassifier(2, 3, generative_weight=0.0, **kw).fit(X, y, epochs=30)
+    rho = {name: [spearmanr(-m.energy(P), mixture_log_density(P))[0] for P in (X_mix, X_box)]
+           for name, m in (("joint", joint), ("classifier", classifier))}
+    assert rho["joint"][0] >= 0.75 and rho["joint"][1] >= 0.9, rho
+    assert rho["classifier"][0] < rho["joint"][0] - 0.4 and rho["classifier"][1] < rho["joint"][1] - 0.4, rho
+    # both are classifiers all the same: the generative term does not cost accuracy here
+    X_test, y_test = draw_mixture(1000, seed=3)
+    assert (joint.predict(X_test) == y_test).mean() >= 0.95
+    assert (classifier.predict(X_test) == y_test).mean() >= 0.95
 
 
 def test_energy_is_minus_logsumexp_of_the_logits(market):

@@ -96,6 +96,33 @@ def test_log_prob_of_gaussian_data_matches_the_analytic_density():
     assert np.abs(flow.log_prob(X_test) - truth).mean() < 0.02
 
 
+def test_log_prob_of_a_correlated_gaussian_is_learned():
+    """The test above passes untrained: per-feature standardisation alone fits independent Gaussians.
+    A correlation of 0.8 is what the couplings must learn. Untrained (ActNorm initialised from the data,
+    couplings the identity) the flow is the product of the marginals, whose mean log-density misses the
+    truth by the mutual information −½·log det(corr) = −½·log 0.36 = 0.51 nats.
+
+    Measured (data seeds 5, 6; model seeds 0-2): trained mean |error| 0.022-0.037 nats, mean error
+    within 0.003; untrained mean |error| 0.75, mean error −0.53 to −0.54.
+    """
+    mean, scale = np.array([3.0, -1.0]), np.array([0.5, 4.0])
+    corr = np.array([[1.0, 0.8], [0.8, 1.0]])
+    cov = corr * np.outer(scale, scale)
+    rng = np.random.default_rng(5)
+    X = rng.multivariate_normal(mean, cov, size=20000)
+    X_test = rng.multivariate_normal(mean, cov, size=2000)
+    truth = multivariate_normal(mean, cov).logpdf(X_test)
+    mutual_information = -0.5 * np.log(np.linalg.det(corr))
+    fit = dict(lr=3e-3, batch_size=2048)
+    flow = RealNVP(2, n_layers=4, hidden=16, seed=0).fit(X, epochs=40, **fit)
+    untrained = RealNVP(2, n_layers=4, hidden=16, seed=0).fit(X, epochs=1, **{**fit, "lr": 1e-9})
+    error, untrained_error = flow.log_prob(X_test) - truth, untrained.log_prob(X_test) - truth
+    assert untrained_error.mean() == pytest.approx(-mutual_information, abs=0.1)
+    assert np.abs(error).mean() < 0.05, f"mean |error| {np.abs(error).mean():.4f}"
+    assert abs(error.mean()) < 0.02
+    assert np.abs(error).mean() < 0.1 * np.abs(untrained_error).mean()
+
+
 def test_save_load_and_seed_determinism(tmp_path, data2d):
     X = data2d[0][:500]
     a = RealNVP(2, n_layers=2, hidden=8, seed=3).fit(X, epochs=3)
