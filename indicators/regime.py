@@ -50,6 +50,9 @@ class Regime(WalkForwardIndicator):
         if self.p.n_regimes != len(REGIME_NAMES):
             raise ValueError(f"Regime(n_regimes={self.p.n_regimes}): the labelling defines "
                              f"{len(REGIME_NAMES)} regimes {REGIME_NAMES}")
+        if int(self.p.horizon) < 2:
+            raise ValueError(f"Regime(horizon={self.p.horizon}): labels need at least 2 forward bars (the realised "
+                             "volatility of a single return is 0, so no bar could be 'volatile')")
         super().__init__()
 
     def labels(self, close: np.ndarray) -> np.ndarray:

@@ -155,3 +155,16 @@ def test_regime_fits_on_labels_from_its_own_training_window(monkeypatch):
         assert set(y) == {BULL, BEAR, RANGING, VOLATILE}
         differs += y != brute_labels(close, 6, fit_rows, range(spec.first_row, len(close) - 6))
     assert differs >= 1  # thresholds of the whole data set would have labelled some window differently
+
+
+@pytest.mark.parametrize("horizon", [0, 1])
+def test_a_horizon_without_realised_volatility_is_refused(horizon):
+    class Holder(bt.Strategy):
+        def __init__(self):
+            self.regime = Regime(self.data, horizon=horizon, cache_dir=None)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(DataFrameFeed(dataname=synthetic_market(100)))
+    cerebro.addstrategy(Holder)
+    with pytest.raises(ValueError, match=rf"Regime\(horizon={horizon}\): labels need at least 2 forward bars"):
+        cerebro.run()
