@@ -15,7 +15,8 @@ Hessian of the full-data loss), or sampled with NUTS (small networks). SVI annea
 warm-up and stops early on the validation NLL of the posterior predictive. ``n_draws`` posterior
 weight draws are taken once, at the end of ``fit`` (and at ``load``, from the same seed), and
 ``predict`` evaluates them with batched matrix products: no Pyro machinery runs per call. A variance
-scale fitted on the validation split recalibrates the predictive (see :mod:`models.calibration`).
+scale fitted on the validation split recalibrates the predictive so that its central intervals cover at
+their nominal levels (see :mod:`models.calibration`).
 
 Pyro keeps parameters in a global store keyed by name; two models with the same architecture would
 share them. Every Pyro call of a model therefore runs in a fresh, empty scope of the store (the
@@ -435,12 +436,14 @@ class BayesianNN(BaseModel):
         return bank
 
     def recalibrate(self, X: Any, y: Any) -> "BayesianNN":
-        """Refit the predictive variance scale on held-out ``(X, y)`` (``fit`` does this on its validation split)."""
+        """Refit the predictive variance scale on held-out ``(X, y)`` so that its central intervals cover them
+        at their nominal levels (``fit_variance_scale(criterion="coverage")``); ``fit`` does this on its
+        validation split."""
         Z = self._prepare(X)
         y = check_target(y, Z.shape[0], "y", self.n_outputs)
         mean, epi, ale = self._moments(Z, self._draws)
         self.variance_scale_ = fit_variance_scale(self.y_scaler.transform(y), mean.cpu().numpy(),
-                                                  (epi + ale).sqrt().cpu().numpy(), self.df)
+                                                  (epi + ale).sqrt().cpu().numpy(), self.df, criterion="coverage")
         return self
 
     # ----------------------------------------------------------------- prediction

@@ -91,7 +91,43 @@ def test_variance_scale_recovers_misspecified_t_spread():
     assert all(abs(cov[lv] - lv) < 0.01 for lv in LEVELS)
 
 
+def test_coverage_scale_recovers_misspecified_t_spread():
+    rng = np.random.default_rng(5)
+    df, n = 5.0, 100_000
+    std = rng.uniform(0.5, 2.0, size=n)
+    y = _t_draws(rng, n, df, 1.5 * std)
+    c = fit_variance_scale(y, np.zeros(n), std, df=df, criterion="coverage")
+    assert c == pytest.approx(1.5 ** 2, rel=0.03)
+
+
+def test_coverage_scale_balances_the_intervals_of_a_wrong_shape():
+    """Residuals whose std is 0.5 or 1.5 times the forecast's at random (a scale mixture: heavier-tailed than
+    the Gaussian forecast): no factor makes every interval right. The NLL factor matches the variance
+    (E s² = 1.25) and leaves the inner intervals far too wide; the coverage factor balances the gaps."""
+    rng = np.random.default_rng(6)
+
+    def draw(n):
+        return rng.normal(size=n) * rng.choice([0.5, 1.5], size=n)
+
+    fit, held_out = draw(20_000), draw(50_000)
+    zeros, ones = np.zeros(20_000), np.ones(20_000)
+    c_nll = fit_variance_scale(fit, zeros, ones)
+    c_cov = fit_variance_scale(fit, zeros, ones, criterion="coverage")
+    assert c_nll == pytest.approx(1.25, rel=0.03)
+    levels = tuple(round(0.05 * k, 2) for k in range(1, 20))
+
+    def gaps(c):
+        cov = interval_coverage(held_out, np.zeros(50_000), np.full(50_000, np.sqrt(c)), levels)
+        return np.array([cov[lv] - lv for lv in levels])
+
+    nll_gaps, cov_gaps = gaps(c_nll), gaps(c_cov)
+    assert nll_gaps[levels.index(0.5)] > 0.1              # the NLL factor's 50 % interval covers ~62 %
+    assert np.abs(cov_gaps).max() < 0.75 * np.abs(nll_gaps).max()
+    assert np.mean(cov_gaps ** 2) < 0.5 * np.mean(nll_gaps ** 2)
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: fit_variance_scale([1.0], [0.0], [1.0], criterion="pit"), "criterion must be"),
     (lambda: crps([1.0, 2.0], [0.0], [1.0, 1.0]), "same shape"),
     (lambda: crps([1.0], [0.0], [0.0]), "std must be positive"),
     (lambda: crps([np.nan], [0.0], [1.0]), "y contains NaN"),
