@@ -220,8 +220,9 @@ def score_skill(lines: pd.DataFrame, prices: pd.DataFrame, *, horizon: int = 1) 
     table["mean_forward_return"] = groups["r"].mean().reindex(table.index)
     table["up_share"] = groups["up"].mean().reindex(table.index)
     signed = (d != 0) & (r != 0)
+    agree = np.sign(d[signed]) == np.sign(r[signed])
     table.attrs["n"] = int(ok.sum())
-    table.attrs["sign_agreement"] = float((np.sign(d[signed]) == np.sign(r[signed])).mean()) if signed.any() else math.nan
-    table.attrs["rank_correlation"] = float(pd.Series(d).rank().corr(pd.Series(r).rank())) if ok.sum() > 1 else math.nan
+    table.attrs["sign_agreement"] = float(agree.mean()) if signed.any() else math.nan
+    table.attrs["rank_correlation"] = float(pd.Series(d).rank().corr(pd.Series(r).rank())) if d.size > 1 else math.nan
     return table
 

@@ -33,7 +33,7 @@ class _FractionSizer(bt.Sizer):
 
     params = (("whole_units", False), ("headroom", 0.005))
 
-    def _check_headroom(self) -> None:
+    def __init__(self) -> None:
         if not 0.0 <= self.p.headroom < 0.5:
             raise ValueError(f"{type(self).__name__}(headroom={self.p.headroom}): a fraction of price in [0, 0.5)")
 
@@ -76,7 +76,7 @@ class EnergyScaledSizer(_FractionSizer):
     params = (("energy", "energy"), ("base", 0.95), ("threshold", 3.0))
 
     def __init__(self) -> None:
-        self._check_headroom()
+        super().__init__()
         if not self.p.base > 0:
             raise ValueError(f"EnergyScaledSizer(base={self.p.base}): base must be a positive fraction of value")
         if not self.p.threshold > 0:
@@ -102,7 +102,7 @@ class UncertaintySizer(_FractionSizer):
               ("kelly_fraction", None), ("horizon", None))
 
     def __init__(self) -> None:
-        self._check_headroom()
+        super().__init__()
         if not self.p.target_vol > 0:
             raise ValueError(f"UncertaintySizer(target_vol={self.p.target_vol}): must be a positive std per bar")
         if not self.p.max_leverage > 0:
