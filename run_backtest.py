@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Run one backtest and write its report: ``python run_backtest.py`` (the sample market, default strategy).
 
-See ``python run_backtest.py --help`` for the options; README.md describes the outputs.
+See ``python run_backtest.py --help`` for the options; README.md describes the outputs. Installed, the same
+command is ``btdensity``.
 """
 from __future__ import annotations
 
@@ -12,15 +13,25 @@ import os
 import sys
 from typing import Any, Sequence
 
-import feeds
-from feeds.source import load_source
-from reports import write_report
-from strategies import STRATEGIES, BacktestConfig, backtest, indicator_lines
+if __name__ == "__main__" and __package__ in (None, ""):
+    # run as a script from a checkout: import this folder as the btdensity package unless one is installed
+    import importlib.util
+
+    if importlib.util.find_spec("btdensity") is None:
+        _root = os.path.dirname(os.path.abspath(__file__))
+        _spec = importlib.util.spec_from_file_location("btdensity", os.path.join(_root, "__init__.py"),
+                                                       submodule_search_locations=[_root])
+        sys.modules["btdensity"] = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(sys.modules["btdensity"])
+
+from btdensity.atomic import atomic_path
+from btdensity.feeds.source import load_source
+from btdensity.indicators import WalkForwardSettings
+from btdensity.reports import write_report
+from btdensity.runner import BacktestConfig, backtest
+from btdensity.strategies import STRATEGIES
 
 DEFAULT_STRATEGY = "density_gated"
-#: bars beyond --train-bars a model indicator needs before its first value: the features' 48-bar lookback,
-#: the longest label horizon (Regime, 24) and room for an embargo
-LIVE_WARMUP_MARGIN = 100
 
 
 class UserError(Exception):
@@ -90,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper-trade on live bybit:SYMBOL bars with backtrader's broker until --until or Ctrl-C")
     p.add_argument("--backfill", type=int, default=None,
                    help="--live: closed bars loaded before going live, on which the models warm up (default: "
-                        f"--train-bars + {LIVE_WARMUP_MARGIN}; with fewer the strategy waits for live bars)")
+                        "the models' warm-up for --train-bars; with fewer the strategy waits for live bars)")
     p.add_argument("--poll-interval", type=float, default=5.0, help="--live: seconds between polls")
     p.add_argument("--timeframe", default=None, help="bar length, e.g. 15m, 1h, 4h, 1d (CSV data is resampled)")
     p.add_argument("--since", default=None, help="first instant of data to use (ISO 8601, UTC)")
@@ -148,24 +159,23 @@ def _table(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the data, run the backtest, write the report; return the summary."""
-    import json
-
     if args.bars is not None and args.bars < 2:
         raise UserError(f"--bars must be at least 2, got {args.bars}")
     df = load_source(args.data, timeframe=args.timeframe, since=args.since, until=args.until,
                      seed=args.seed, bars=args.bars, cache_dir=args.cache_dir, progress=not args.quiet)
     result = backtest(df, _config(args, df))
     if args.export_lines:
-        path = os.path.abspath(args.export_lines)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        lines = indicator_lines(result.strategy)
-        lines.index = lines.index.strftime("%Y-%m-%dT%H:%M:%SZ")
-        lines.to_csv(path + ".tmp", float_format="%.10g")
-        os.replace(path + ".tmp", path)
+        lines = result.lines.set_axis(result.lines.index.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        with atomic_path(args.export_lines) as tmp:
+            lines.rename_axis("datetime").to_csv(tmp, float_format="%.10g")
     title = f"{args.strategy} on {os.path.basename(args.data)}"
-    paths = write_report(result, args.out, initial=args.cash, title=title, plot=not args.no_plot)
-    with open(paths["summary"], encoding="utf-8") as fh:
-        return json.load(fh)
+    return write_report(result, args.out, title=title, plot=not args.no_plot)
+
+
+def _walk_forward(args: argparse.Namespace) -> WalkForwardSettings:
+    """The model indicators' walk-forward settings of the command line."""
+    return WalkForwardSettings(train_bars=args.train_bars, retrain_every=args.retrain_every, seed=args.seed,
+                               quiet=args.quiet, cache_dir=os.path.join(args.cache_dir, "models"))
 
 
 def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
@@ -174,7 +184,7 @@ def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
     if market is None:
         market = "spot"
         if args.data.startswith("bybit:"):
-            from feeds.bybit import infer_category  # imports ccxt: only for Bybit data
+            from btdensity.feeds.bybit import infer_category  # imports ccxt: only for Bybit data
 
             market = "linear" if infer_category(args.data[len("bybit:"):]) == "linear" else "spot"
     if funding is not None and market != "linear":
@@ -185,7 +195,7 @@ def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
         if not args.data.startswith("bybit:") or df is None:
             raise UserError("--funding-rate bybit needs --data bybit:SYMBOL (a perpetual, e.g. BTC/USDT:USDT) "
                             "and no --live; give a constant rate otherwise")
-        from feeds.funding import fetch_funding_rates
+        from btdensity.feeds.funding import fetch_funding_rates
 
         funding = fetch_funding_rates(args.data[len("bybit:"):], since=df.index[0], until=df.index[-1],
                                       cache_dir=args.cache_dir)
@@ -193,9 +203,7 @@ def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
                           commission=args.commission, maker_fee=args.maker_fee, leverage=args.leverage,
                           funding=funding, slippage=args.slippage, volume_fill=args.volume_fill,
                           runonce=not args.bar_by_bar,
-                          indicator_kwargs={"seed": args.seed, "quiet": args.quiet,
-                                            "cache_dir": os.path.join(args.cache_dir, "models"),
-                                            "train_bars": args.train_bars, "retrain_every": args.retrain_every})
+                          walk_forward=_walk_forward(args))
 
 
 def run_live(args: argparse.Namespace) -> dict[str, Any]:
@@ -205,17 +213,24 @@ def run_live(args: argparse.Namespace) -> dict[str, Any]:
     bars (data status DELAYED) warm the models up; the strategy trades from the first live bar on.
     """
     import backtrader as bt
-    from strategies import get_strategy, paper_trading
+
+    from btdensity.feeds import BybitLiveFeed
+    from btdensity.runner import paper_trading
+    from btdensity.strategies import get_strategy
 
     if not args.data.startswith("bybit:"):
         raise UserError("--live needs --data bybit:SYMBOL, e.g. --data bybit:BTC/USDT:USDT")
     config = _config(args)
-    backfill = args.train_bars + LIVE_WARMUP_MARGIN if args.backfill is None else args.backfill
+    backfill = config.walk_forward.warmup_bars() if args.backfill is None else args.backfill
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(feeds.BybitLiveFeed(dataname=args.data[len("bybit:"):], interval=args.timeframe or "1h",
+    cerebro.adddata(BybitLiveFeed(dataname=args.data[len("bybit:"):], interval=args.timeframe or "1h",
                                         backfill=backfill, cache_dir=args.cache_dir,
                                         poll_interval=args.poll_interval, until=args.until), name="data")
-    cerebro.addstrategy(paper_trading(get_strategy(args.strategy)), **dict(args.param))
+    strategy = get_strategy(args.strategy)
+    params = dict(args.param)
+    if "walk_forward" in strategy.params._getkeys():
+        params.setdefault("walk_forward", config.walk_forward)
+    cerebro.addstrategy(paper_trading(strategy), **params)
     cerebro.setbroker(config.make_broker())
     try:
         cerebro.run()
@@ -227,7 +242,7 @@ def run_live(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_sweep_parser() -> argparse.ArgumentParser:
-    """``run_backtest.py sweep``: a grid of backtests on a process pool or Ray (see strategies/sweep_grid.py)."""
+    """``run_backtest.py sweep``: a grid of backtests on a process pool or Ray (see btdensity.sweeps.grid)."""
     p = _Parser(prog="run_backtest.py sweep", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                 description="Run a parameter sweep or walk-forward optimisation; resumes from --out.")
     p.add_argument("--grid", required=True, metavar="GRID.yaml", help="the grid (README: Parameter sweeps)")
@@ -243,7 +258,7 @@ def build_sweep_parser() -> argparse.ArgumentParser:
 
 def run_sweep(args: argparse.Namespace) -> Any:
     """Run the sweep of ``args``; print the best trials unless ``--quiet``."""
-    from strategies.sweep import sweep
+    from btdensity.sweeps import sweep
 
     if args.quiet:
         logging.getLogger().setLevel(logging.ERROR)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from pyro.infer import Predictive
 
-from models.bnn import BayesianNN
+from btdensity.models.bnn import BayesianNN
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -11,10 +11,9 @@ import argparse
 import statistics
 import time
 
-import feeds  # noqa: F401  (backtrader fixes)
 import backtrader as bt
 
-from feeds import DataFrameFeed, synthetic_market
+from btdensity.feeds import DataFrameFeed, synthetic_market
 
 
 class _Idle(bt.Strategy):

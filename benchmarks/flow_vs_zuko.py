@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from scipy.stats import multivariate_normal
 
-from models import RealNVP
-from models.base import Standardizer
+from btdensity.models import RealNVP
+from btdensity.models.standardizer import Standardizer
 
 WEIGHTS = np.array([0.5, 0.3, 0.2])
 MEANS = np.array([[2.0, 0.0, 1.0], [-1.5, 1.5, -1.0], [0.0, -2.0, 0.5]])

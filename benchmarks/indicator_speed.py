@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import feeds  # noqa: F401
 import backtrader as bt
 import numpy as np
 import torch
 
-from feeds import DataFrameFeed, synthetic_market
-from indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
+from btdensity.feeds import DataFrameFeed, synthetic_market
+from btdensity.indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
 
 INDICATORS = {"Energy": Energy, "LogDensity": LogDensity, "ScoreDirection": ScoreDirection,
               "BNNUncertainty": BNNUncertainty, "Regime": Regime}

@@ -14,9 +14,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from models.ebm import METHODS, EnergyModel
-from models.jem import JointEnergyClassifier
-from models.rbm import GaussianRBM
+from btdensity.models.ebm import METHODS, EnergyModel
+from btdensity.models.jem import JointEnergyClassifier
+from btdensity.models.rbm import GaussianRBM
 
 
 def _data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -15,9 +15,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from strategies.sweep import sweep  # noqa: E402
-from strategies.sweep_grid import load_grid  # noqa: E402
-from strategies.sweep_trial import make_trial, run_trial  # noqa: E402
+from btdensity.sweeps.sweep import sweep  # noqa: E402
+from btdensity.sweeps.grid import load_grid  # noqa: E402
+from btdensity.sweeps.trial import make_trial, run_trial  # noqa: E402
 
 
 def main() -> None:

@@ -1,5 +1,4 @@
 """Data in: CSV files, the synthetic sample market, a fast backtrader feed (and Bybit via ccxt)."""
-from . import btcompat  # noqa: F401  (backtrader fixes first)
 from .csvfile import load_csv
 from .dataframe_feed import DataFrameFeed
 from .ohlcv import OHLCV_COLUMNS, DataError, GapReport, find_gaps, validate_ohlcv

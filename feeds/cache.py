@@ -23,6 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from btdensity.atomic import atomic_path
+
 __all__ = ["CacheCorrupt", "Coverage", "SeriesCache", "SeriesStore", "cache_path", "empty_frame"]
 
 log = logging.getLogger(__name__)
@@ -149,14 +151,8 @@ class SeriesCache:
             _META_COVERAGE: json.dumps([list(iv) for iv in coverage.intervals]),
             _META_ROWS: str(table.num_rows),
         })
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
+        with atomic_path(self.path) as tmp:
             pq.write_table(table, tmp, write_page_checksum=True)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 class SeriesStore:

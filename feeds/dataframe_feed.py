@@ -7,7 +7,6 @@ instead of loading bar by bar. Bar length (timeframe / compression) is read off 
 """
 from __future__ import annotations
 
-from . import btcompat  # noqa: F401
 
 import backtrader as bt
 import numpy as np

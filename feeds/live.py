@@ -10,7 +10,6 @@ status ``DELAYED``, so a strategy can wait for ``LIVE`` before trading (``notify
 """
 from __future__ import annotations
 
-from . import btcompat  # noqa: F401
 
 import collections
 import logging

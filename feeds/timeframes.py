@@ -27,7 +27,6 @@ def parse_timeframe(timeframe: str) -> pd.Timedelta:
 
 def timeframe_to_bt(step: pd.Timedelta) -> tuple[int, int]:
     """backtrader ``(TimeFrame, compression)`` for a bar length."""
-    from . import btcompat  # noqa: F401
     import backtrader as bt
 
     seconds = int(step.total_seconds())

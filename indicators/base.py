@@ -22,7 +22,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 import numpy as np

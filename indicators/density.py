@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from models import RealNVP, ScoreModel
+from btdensity.models import RealNVP, ScoreModel
 
 from .base import WalkForwardIndicator
 from .calibration import lower_tail_pvalue, sorted_reference

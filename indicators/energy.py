@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from models import EnergyModel, GaussianRBM
+from btdensity.models import EnergyModel, GaussianRBM
 
 from .base import WalkForwardIndicator
 from .calibration import sorted_reference, upper_tail_pvalue

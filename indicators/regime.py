@@ -10,14 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from models import JointEnergyClassifier
+from btdensity.labels import REGIME_NAMES
+from btdensity.models import JointEnergyClassifier
 
 from .base import WalkForwardIndicator
 
 __all__ = ["REGIME_NAMES", "Regime", "regime_labels"]
-
-REGIME_NAMES = ("bull", "bear", "ranging", "volatile")
-
 
 def regime_labels(forward: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Class indices (into ``REGIME_NAMES``) of rows ``forward = [return, realised vol]`` over the next bars;

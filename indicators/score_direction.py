@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from models import ScoreModel
+from btdensity.models import ScoreModel
 
 from .base import WalkForwardIndicator
 

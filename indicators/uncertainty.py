@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from models import BayesianNN
+from btdensity.models import BayesianNN
 
 from .base import WalkForwardIndicator
 

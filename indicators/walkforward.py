@@ -25,6 +25,8 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from btdensity.labels import forward_log_returns
+
 __all__ = ["FitCache", "WalkForwardSpec", "default_cache_dir", "forward_log_returns", "spec_config"]
 
 
@@ -73,15 +75,6 @@ class WalkForwardSpec:
         start = self.first_row if self.expanding else end - self.train_bars
         n_val = max(int(round((end - start) * self.val_fraction)), 10)
         return range(start, end - n_val), range(end - n_val, end)
-
-
-def forward_log_returns(close: np.ndarray, horizon: int) -> np.ndarray:
-    """``log(close[t + horizon] / close[t])``, NaN where the future is not there yet."""
-    close = np.asarray(close, dtype=np.float64)
-    out = np.full(close.shape[0], np.nan)
-    if horizon < close.shape[0]:
-        out[:close.shape[0] - horizon] = np.log(close[horizon:] / close[:close.shape[0] - horizon])
-    return out
 
 
 def default_cache_dir() -> Path:

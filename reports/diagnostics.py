@@ -8,11 +8,13 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from btdensity.atomic import write_text
+from btdensity.labels import REGIME_NAMES
 
 from .diagnostics_figures import (decile_figure, density_figure, distribution_figure, regime_figure,
                                   reliability_figure, score_figure)
@@ -162,8 +164,6 @@ def _regime_panel(prices: pd.DataFrame, lines: pd.DataFrame) -> str:
     regime = line(lines, "Regime.regime")
     if regime is None:
         return _panel(PANELS[4], note, _missing("Regime"))
-    from indicators import REGIME_NAMES   # imported here: indicators pulls in torch
-
     labels = regime.dropna().astype(int)
     confidence = line(lines, "Regime.confidence")
     rows = []
@@ -196,7 +196,7 @@ def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines
                       level: float | None = None, alpha: float | None = None, score_horizon: int = 1) -> Path:
     """Write ``diagnostics.html`` into ``out_dir`` and return its path.
 
-    ``prices``: the OHLCV bars (UTC index); ``lines``: ``strategies.indicator_lines`` of the strategy (same
+    ``prices``: the OHLCV bars (UTC index); ``lines``: ``btdensity.runner.indicator_lines`` of the strategy (same
     bars); ``trades``: closed trades (``open`` fill time, ``pnlcomm``); ``positions``: position size per bar.
     ``horizon`` and ``level`` are the BNNUncertainty indicator's, ``alpha`` the LogDensity gate's (each
     ``None`` / default when the strategy does not have it), ``score_horizon`` the ScoreDirection's. A panel
@@ -213,10 +213,4 @@ def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines
             f"<h1>{html.escape(title)} — model diagnostics</h1>"
             f"<p class='note'>{len(lines):,} bars, {span}; {len(trades):,} closed trades.</p>"
             + "".join(sections) + "</body></html>\n")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "diagnostics.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(Path(out_dir) / "diagnostics.html", page)

@@ -9,6 +9,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from btdensity.labels import REGIME_NAMES
+
 from .diagnostics_stats import line
 
 __all__ = ["decile_figure", "density_figure", "distribution_figure", "regime_figure", "reliability_figure",
@@ -20,7 +22,7 @@ REGIME_COLORS = ("#b7e4b0", "#f5b7b1", "#d9d9d9", "#fbd38d")   # bull, bear, ran
 
 
 def _pyplot():
-    from feeds.btcompat import use_headless_matplotlib
+    from btdensity.compat import use_headless_matplotlib
 
     use_headless_matplotlib()
     import matplotlib.pyplot as plt
@@ -214,7 +216,6 @@ def regime_figure(prices: pd.DataFrame, lines: pd.DataFrame) -> bytes:
     plt = _pyplot()
     from matplotlib.patches import Patch
 
-    from indicators import REGIME_NAMES   # imported here: indicators pulls in torch
 
     regime = line(lines, "Regime.regime")
     edges = _x_edges(lines.index)

@@ -2,7 +2,7 @@
 log-density decile, the BNN forecast's reliability (observed against nominal interval coverage) and the skill
 of ScoreDirection's forecast (forward returns by direction decile, sign agreement, rank correlation).
 
-All functions read ``lines`` frames as :func:`strategies.indicator_lines` gives them (columns
+All functions read ``lines`` frames as :func:`btdensity.runner.indicator_lines` gives them (columns
 ``<IndicatorClass>.<line>``, a UTC DatetimeIndex of the bars); a model line the strategy does not have is
 simply absent from the frame.
 """
@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from btdensity.labels import forward_log_returns
 
 __all__ = ["DIAGNOSTIC_KEYS", "MODEL_INDICATORS", "RELIABILITY_LEVELS", "bnn_reliability", "decile_table",
            "diagnostic_figures", "entry_bars", "has_model_lines", "line", "reliability", "score_skill"]
@@ -43,7 +45,7 @@ def line(lines: pd.DataFrame, name: str) -> pd.Series | None:
 
 def _check_lines(lines: pd.DataFrame) -> None:
     if not isinstance(lines, pd.DataFrame) or not isinstance(lines.index, pd.DatetimeIndex):
-        raise ValueError("lines must be a DataFrame indexed by the bars' datetimes (strategies.indicator_lines)")
+        raise ValueError("lines must be a DataFrame indexed by the bars' datetimes (btdensity.runner.indicator_lines)")
     if lines.index.tz is None:
         raise ValueError("lines must have a UTC (tz-aware) DatetimeIndex")
     if not lines.index.is_monotonic_increasing:
@@ -57,13 +59,6 @@ def _close(prices: pd.DataFrame, index: pd.DatetimeIndex) -> np.ndarray:
     if close.isna().all():
         raise ValueError("prices share no bar with lines (both need the same UTC bar datetimes)")
     return close.to_numpy(dtype=np.float64)
-
-
-def _forward_log_returns(close: np.ndarray, horizon: int) -> np.ndarray:
-    # the BNN's own label definition (imported here: indicators pulls in torch, reports should not need to)
-    from indicators.walkforward import forward_log_returns
-
-    return forward_log_returns(close, horizon)
 
 
 def diagnostic_figures(lines: pd.DataFrame, positions: pd.Series, prices: pd.DataFrame | None = None, *,
@@ -139,7 +134,7 @@ def decile_table(lines: pd.DataFrame, trades: pd.DataFrame, prices: pd.DataFrame
     table = pd.DataFrame({"logp_from": edges[:-1], "logp_to": edges[1:]}, index=pd.RangeIndex(1, 11, name="decile"))
     table["bars"] = np.bincount(decile, minlength=11)[1:]
     if prices is not None:
-        nxt = pd.Series(_forward_log_returns(_close(prices, lines.index), 1))
+        nxt = pd.Series(forward_log_returns(_close(prices, lines.index), 1))
         table["mean_next_return"] = nxt[decile > 0].groupby(decile[decile > 0]).mean().reindex(table.index)
     bar = entry_bars(lines.index, trades["open"]) if len(trades) else np.zeros(0, dtype=np.int64)
     trade_decile = np.where(bar >= 0, decile[np.clip(bar, 0, None)], 0) if len(bar) else bar
@@ -183,7 +178,7 @@ def bnn_reliability(lines: pd.DataFrame, prices: pd.DataFrame, *, horizon: int =
     if any(c is None for c in cols):
         return None, None
     mean, epistemic, aleatoric, lower, upper = (c.to_numpy() for c in cols)
-    realised = _forward_log_returns(_close(prices, lines.index), int(horizon))
+    realised = forward_log_returns(_close(prices, lines.index), int(horizon))
     table = reliability(mean, np.hypot(epistemic, aleatoric), realised, levels)
     ok = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(realised)
     coverage = float(((realised[ok] >= lower[ok]) & (realised[ok] <= upper[ok])).mean()) if ok.any() else None
@@ -207,7 +202,7 @@ def score_skill(lines: pd.DataFrame, prices: pd.DataFrame, *, horizon: int = 1) 
     if direction is None:
         return None
     d = direction.to_numpy()
-    realised = _forward_log_returns(_close(prices, lines.index), int(horizon))
+    realised = forward_log_returns(_close(prices, lines.index), int(horizon))
     ok = np.isfinite(d) & np.isfinite(realised)
     if not ok.any():
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from btdensity.atomic import atomic_path
+
 __all__ = ["write_plot"]
 
 
@@ -15,7 +17,7 @@ def write_plot(cerebro, path: str | os.PathLike, *, width: float = 16.0, height:
     into a smear (lines are used past 500 bars), and plots against the bar number with its date
     labels hidden; the bottom axis gets date labels of the bars again.
     """
-    from feeds.btcompat import use_headless_matplotlib
+    from btdensity.compat import use_headless_matplotlib
 
     use_headless_matplotlib()
     import matplotlib.pyplot as plt
@@ -50,9 +52,7 @@ def _draw(cerebro, data, style: str, path, width: float, height: float, dpi: int
     for tick in bottom.get_xticklabels():
         tick.set_visible(True)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     plt.close("all")
     return path

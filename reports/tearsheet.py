@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from btdensity.atomic import atomic_path
+
 __all__ = ["write_tearsheet"]
 
 # QuantStats' template links a favicon on its author's site; an offline report must not fetch anything.
@@ -26,7 +28,7 @@ def write_tearsheet(path: str | os.PathLike, returns: pd.Series, benchmark: pd.S
 
     The benchmark is passed as a Series: QuantStats downloads a benchmark given as a ticker string.
     """
-    from feeds.btcompat import use_headless_matplotlib
+    from btdensity.compat import use_headless_matplotlib
 
     use_headless_matplotlib()
     import quantstats as qs
@@ -34,21 +36,19 @@ def write_tearsheet(path: str | os.PathLike, returns: pd.Series, benchmark: pd.S
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # QuantStats asks for Arial
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     # QuantStats' regression against the benchmark fails on a strategy that never moved: show it alone
     flat = not (returns != 0).any()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        qs.reports.html(returns.rename("Strategy"), benchmark=None if flat else benchmark.rename("Buy & hold"),
-                        periods_per_year=periods_per_year, output=str(tmp), title=title,
-                        match_dates=False,  # the whole run, warm-up included, as summary.json reports it
-                        benchmark_title="Buy & hold", strategy_title="Strategy")
-    html = _EXTERNAL_ICON.sub("", tmp.read_text(encoding="utf-8"))
-    if flat:
-        html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + FLAT_NOTE, html, count=1)
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            qs.reports.html(returns.rename("Strategy"), benchmark=None if flat else benchmark.rename("Buy & hold"),
+                            periods_per_year=periods_per_year, output=str(tmp), title=title,
+                            match_dates=False,  # the whole run, warm-up included, as summary.json reports it
+                            benchmark_title="Buy & hold", strategy_title="Strategy")
+        html = _EXTERNAL_ICON.sub("", tmp.read_text(encoding="utf-8"))
+        if flat:
+            html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + FLAT_NOTE, html, count=1)
+        tmp.write_text(html, encoding="utf-8")
     import matplotlib.pyplot as plt
 
     plt.close("all")

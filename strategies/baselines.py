@@ -1,7 +1,6 @@
 """Baseline strategies: buy-and-hold and a moving-average crossover."""
 from __future__ import annotations
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 import pandas as pd

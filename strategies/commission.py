@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 

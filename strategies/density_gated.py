@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import math
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 
-from indicators import BNNUncertainty, Energy, LogDensity, ScoreDirection
+from btdensity.indicators import BNNUncertainty, Energy, LogDensity, ScoreDirection
 
 from .model_base import ModelStrategy
 from .registry import register_strategy

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 
-from indicators import BNNUncertainty, Regime
+from btdensity.indicators import BNNUncertainty, Regime, WalkForwardSettings
 
 __all__ = ["ModelStrategy"]
 
@@ -17,8 +16,8 @@ __all__ = ["ModelStrategy"]
 class ModelStrategy(bt.Strategy):
     """Base of the strategies that read model indicators.
 
-    ``indicator_kwargs`` go to every model indicator (``train_bars``, ``retrain_every``, ``seed``,
-    ``cache_dir``, ``quiet`` ...). ``target`` is the fraction of portfolio value a full position holds;
+    ``walk_forward`` (a :class:`~btdensity.indicators.WalkForwardSettings`, a mapping of its fields, or ``None``
+    for the defaults) trains every model indicator of the strategy. ``target`` is the fraction of portfolio value a full position holds;
     ``stop_loss`` / ``take_profit`` (fractions of the entry bar's close) turn entries into brackets.
     ``diagnostics=True`` also attaches the BNN and regime indicators the report's diagnostics page shows
     when the strategy does not use them itself.
@@ -29,7 +28,7 @@ class ModelStrategy(bt.Strategy):
         ("long_short", False),
         ("stop_loss", None),
         ("take_profit", None),
-        ("indicator_kwargs", None),
+        ("walk_forward", None),
         ("diagnostics", False),
         ("use_sizer", False),
     )
@@ -42,10 +41,13 @@ class ModelStrategy(bt.Strategy):
         if not 0 < self.p.target <= 10:
             raise ValueError(f"{type(self).__name__}(target={self.p.target}): a fraction of portfolio value")
         self._working_orders: list[bt.Order] = []
+        self.walk_forward = WalkForwardSettings.from_mapping(self.p.walk_forward)
 
     def model(self, cls: type, **kwargs: Any) -> Any:
         """A model indicator on the data with the strategy's common walk-forward settings."""
-        return cls(self.data, **{**(self.p.indicator_kwargs or {}), **kwargs})
+        params = self.walk_forward.indicator_params()
+        params["fit_kwargs"].update(kwargs.pop("fit_kwargs", None) or {})
+        return cls(self.data, **{**params, **kwargs})
 
     def attach_diagnostics(self) -> None:
         """Add the BNN and regime indicators for the report, unless the strategy has them already."""

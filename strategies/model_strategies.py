@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 
-from indicators import REGIME_NAMES, BNNUncertainty, Energy, Regime, ScoreDirection
+from btdensity.indicators import REGIME_NAMES, BNNUncertainty, Energy, Regime, ScoreDirection
 
 from .model_base import ModelStrategy
 from .registry import register_strategy

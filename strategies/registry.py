@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import run_backtest
+from btdensity import run_backtest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_bar_by_bar_equals_batched(full_lines, tmp_path_factory):
 
 
 def test_csv_data_and_resampling(tmp_path):
-    from feeds import synthetic_market
+    from btdensity.feeds import synthetic_market
 
     synthetic_market(480, freq="15m", seed=3)[["open", "high", "low", "close", "volume"]].to_csv(tmp_path / "m.csv")
     code = run_backtest.main(["--data", str(tmp_path / "m.csv"), "--timeframe", "1h", "--quiet", "--no-plot",

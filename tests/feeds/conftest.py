@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import OHLCV_COLUMNS
-from feeds.bybit import bybit_exchange
-from feeds.retry import RetryPolicy
+from btdensity.feeds import OHLCV_COLUMNS
+from btdensity.feeds.bybit import bybit_exchange
+from btdensity.feeds.retry import RetryPolicy
 
 HOUR = 3_600_000
 FUNDING_MS = 8 * HOUR

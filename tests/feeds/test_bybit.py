@@ -7,8 +7,8 @@ import logging
 import pandas as pd
 import pytest
 
-from feeds import DataError, FetchError, fetch_bybit
-from feeds.bybit import BYBIT_URL_ENV, bybit_exchange, infer_category
+from btdensity.feeds import DataError, FetchError, fetch_bybit
+from btdensity.feeds.bybit import BYBIT_URL_ENV, bybit_exchange, infer_category
 
 HOUR = 3_600_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z; the fake's clock is T0 + 6000 h + 17 min
@@ -68,7 +68,7 @@ FAULT_ERRORS = {
 
 @pytest.mark.parametrize("fault", list(FAULT_ERRORS))
 def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, fast_retry, fault, caplog):
-    caplog.set_level(logging.WARNING, logger="feeds.retry")
+    caplog.set_level(logging.WARNING, logger="btdensity.feeds.retry")
     fake = bybit_server.fake
     fake.inject("ok")  # first page fine, the second fails twice
     fake.inject(fault, times=2)
@@ -81,13 +81,13 @@ def test_every_transient_fault_is_survived_exactly(bybit_server, make_exchange, 
     assert _kline(bybit_server) == 3 + 2
     assert not fake.faults
     # the two failed kline requests were retried as the ccxt error the fault stands for
-    retried = [r.args[1] for r in caplog.records if r.name == "feeds.retry" and " kline " in r.args[0]]
+    retried = [r.args[1] for r in caplog.records if r.name == "btdensity.feeds.retry" and " kline " in r.args[0]]
     assert retried == [FAULT_ERRORS[fault]] * 2
 
 
 def test_progress_bar_on_stderr_for_long_downloads_and_none_when_off(bybit_server, make_exchange, fast_retry,
                                                                      capsys, monkeypatch):
-    import feeds.bybit
+    from btdensity import feeds
     from tqdm import tqdm
 
     class EveryUpdate(tqdm):  # the real bar, redrawn on every update (not at most every 0.1 s)
@@ -209,7 +209,7 @@ def test_command_line_backtest_and_paper_trading_against_the_local_server(bybit_
                                                                          capsys, request):
     import json
 
-    import run_backtest
+    from btdensity import run_backtest
 
     monkeypatch.setenv(BYBIT_URL_ENV, bybit_server.url)
     root = logging.getLogger()
@@ -226,7 +226,9 @@ def test_command_line_backtest_and_paper_trading_against_the_local_server(bybit_
     assert fake.count("kline") == 2
 
     # --live: the server clock runs at 2 simulated hours per second; two live bars, then --until stops.
-    # No --backfill: the models' warm-up, --train-bars + 100 bars, is loaded first
+    # No --backfill: the models' warm-up for --train-bars 50 (features' lookback + 50 + Regime's 24-bar horizon + 1)
+    # is loaded first
+    warmup = 48 + 50 + 24 + 1
     fake.now = fake.now - fake.now % HOUR + 59 * 60_000
     until = pd.Timestamp(fake.now - 59 * 60_000 + HOUR, unit="ms", tz="UTC")  # opens 1 min from now
     fake.clock_speed = 7200.0
@@ -235,10 +237,10 @@ def test_command_line_backtest_and_paper_trading_against_the_local_server(bybit_
         "--live", "--strategy", "buy_and_hold", "--train-bars", "50", "--poll-interval", "0.05",
         "--until", until.isoformat()]) == 0
     out = capsys.readouterr().out
-    # 150 backfilled bars up to the clock at the start, then every bar through the one opening at --until
+    # the warm-up's bars up to the clock at the start, then every bar through the one opening at --until
     backfill = [q for p, q in fake.requests if p.endswith("kline")][2]
     cursor = int(backfill["end"]) + 1
-    assert int(backfill["start"]) <= cursor - 150 * HOUR
+    assert int(backfill["start"]) <= cursor - warmup * HOUR
     live = (until.value // 1_000_000 - (cursor + -cursor % HOUR)) // HOUR + 1
     assert live in (1, 2)
-    assert f"after {150 + live} bars (last {until.tz_localize(None).isoformat()})" in out
+    assert f"after {warmup + live} bars (last {until.tz_localize(None).isoformat()})" in out

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from feeds import fetch_bybit
-from feeds.cache import Coverage, SeriesCache, cache_path
+from btdensity.feeds import fetch_bybit
+from btdensity.feeds.cache import Coverage, SeriesCache, cache_path
 
 HOUR = 3_600_000
 T0 = 1_704_067_200_000
@@ -95,7 +95,7 @@ def _wrong_columns(path):
 
 @pytest.mark.parametrize("damage", [_truncate, _flip_data_byte, _rows_outside_coverage, _wrong_columns])
 def test_damaged_file_is_detected_and_set_aside(tmp_path, damage, caplog):
-    caplog.set_level(logging.WARNING, logger="feeds.cache")
+    caplog.set_level(logging.WARNING, logger="btdensity.feeds.cache")
     path = tmp_path / "x.parquet"
     SeriesCache(path, COLS).save(_frame(300), Coverage().add(T0, T0 + 300 * HOUR))
     damage(path)

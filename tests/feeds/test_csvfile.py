@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import DataError, load_csv, synthetic_market
+from btdensity.feeds import DataError, load_csv, synthetic_market
 
 GOOD = """{time},Open,HIGH,low,Close,Volume
 {t0},100,110,90,105,5

@@ -1,10 +1,9 @@
 """DataFrameFeed delivers exactly what backtrader's PandasData delivers, in both run modes."""
-import feeds  # noqa: F401
 import backtrader as bt
 import numpy as np
 import pytest
 
-from feeds import DataFrameFeed, synthetic_market
+from btdensity.feeds import DataFrameFeed, synthetic_market
 
 
 class Record(bt.Strategy):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from feeds import fetch_funding_rates
-from feeds.funding import FUNDING_LIMIT
+from btdensity.feeds import fetch_funding_rates
+from btdensity.feeds.funding import FUNDING_LIMIT
 
 HOUR = 3_600_000
 T0 = 1_704_067_200_000

@@ -3,15 +3,14 @@
 with paper trading on backtrader's broker."""
 from __future__ import annotations
 
-import feeds  # noqa: F401  (backtrader compatibility first)
 
 import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import BybitLiveFeed
-from strategies import paper_trading
+from btdensity.feeds import BybitLiveFeed
+from btdensity.runner import paper_trading
 
 HOUR = 3_600_000
 
@@ -96,7 +95,7 @@ def test_each_bar_once_through_faults_with_paper_fills(bybit_server, make_exchan
 
 
 def test_rejected_request_stops_the_feed(bybit_server, make_exchange, fast_retry):
-    from feeds import FetchError
+    from btdensity.feeds import FetchError
 
     def reject(n: int) -> None:
         if n == 2:

@@ -8,9 +8,9 @@ import random
 import ccxt
 import pytest
 
-import feeds.retry
-from feeds import FetchError
-from feeds.retry import RetryPolicy, call_with_retry
+from btdensity import feeds
+from btdensity.feeds import FetchError
+from btdensity.feeds.retry import RetryPolicy, call_with_retry
 
 DEFAULT = RetryPolicy()  # the policy fetch_bybit and BybitLiveFeed use unless given another
 

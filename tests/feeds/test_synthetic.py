@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from feeds import REGIMES, synthetic_market
+from btdensity.feeds import REGIMES, synthetic_market
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Tail p-values against a sorted reference equal brute-force counts, ties included."""
 import numpy as np
 
-from indicators.calibration import lower_tail_pvalue, sorted_reference, upper_tail_pvalue
+from btdensity.indicators.calibration import lower_tail_pvalue, sorted_reference, upper_tail_pvalue
 
 
 def test_tail_pvalues_equal_brute_force_counts():

@@ -1,14 +1,13 @@
 """The walk-forward contract, for every indicator: truncation invariance, no look-ahead, mode parity, cache."""
-import feeds  # noqa: F401
 import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import DataFrameFeed, synthetic_market
-from feeds.ohlcv import resample_ohlcv
-from indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
-from indicators.walkforward import FitCache
+from btdensity.feeds import DataFrameFeed, synthetic_market
+from btdensity.feeds.ohlcv import resample_ohlcv
+from btdensity.indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
+from btdensity.indicators.walkforward import FitCache
 
 SMALL = dict(train_bars=240, retrain_every=200, quiet=True)
 INDICATORS = {

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from feeds import synthetic_market
-from indicators.features import ALL_FEATURES, lookback, market_features
+from btdensity.feeds import synthetic_market
+from btdensity.indicators.features import ALL_FEATURES, lookback, market_features
 
 
 @pytest.fixture(scope="module")

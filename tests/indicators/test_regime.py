@@ -4,16 +4,15 @@ above / below +- half the window's standard deviation of the return, else 'rangi
 import math
 from types import SimpleNamespace
 
-import feeds  # noqa: F401
 import backtrader as bt
 import numpy as np
 import pytest
 
-from feeds import DataFrameFeed, synthetic_market
-from indicators import Regime
-from indicators.regime import REGIME_NAMES, regime_labels
-from indicators.walkforward import FitCache
-from models import JointEnergyClassifier
+from btdensity.feeds import DataFrameFeed, synthetic_market
+from btdensity.indicators import Regime
+from btdensity.indicators.regime import REGIME_NAMES, regime_labels
+from btdensity.indicators.walkforward import FitCache
+from btdensity.models import JointEnergyClassifier
 
 BULL, BEAR, RANGING, VOLATILE = (REGIME_NAMES.index(name) for name in ("bull", "bear", "ranging", "volatile"))
 

@@ -1,13 +1,12 @@
 """Indicators against known truths of synthetic markets: anomalies, in-distribution rates, planted signals."""
-import feeds  # noqa: F401
 import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import rankdata
 
-from feeds import DataFrameFeed, synthetic_market
-from indicators import BNNUncertainty, Energy, LogDensity, ScoreDirection
+from btdensity.feeds import DataFrameFeed, synthetic_market
+from btdensity.indicators import BNNUncertainty, Energy, LogDensity, ScoreDirection
 
 
 def auroc(score, positive):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from indicators.walkforward import FitCache, WalkForwardSpec, forward_log_returns
-from models import EnergyModel
+from btdensity.indicators.walkforward import FitCache, WalkForwardSpec, forward_log_returns
+from btdensity.models import EnergyModel
 
 
 @pytest.mark.parametrize("horizon, embargo, expanding", [(0, 0, False), (1, 0, False), (24, 5, False), (3, 2, True)])

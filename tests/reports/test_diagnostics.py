@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import synthetic_market
-from reports import DIAGNOSTIC_KEYS, diagnostic_figures, write_diagnostics, write_report
-from reports.diagnostics import PANELS
-from reports.diagnostics_stats import (RELIABILITY_LEVELS, bnn_reliability, decile_table, entry_bars, reliability,
+from btdensity.feeds import synthetic_market
+from btdensity.reports import DIAGNOSTIC_KEYS, diagnostic_figures, write_diagnostics, write_report
+from btdensity.reports.diagnostics import PANELS
+from btdensity.reports.diagnostics_stats import (RELIABILITY_LEVELS, bnn_reliability, decile_table, entry_bars, reliability,
                                        score_skill)
-from strategies import BacktestConfig, backtest, indicator_lines
+from btdensity.runner import BacktestConfig, backtest, indicator_lines
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -287,9 +287,9 @@ def test_missing_indicators_say_so(page):
 # ------------------------------------------------------------------ write_report
 def test_sma_cross_report_has_no_page(tmp_path):
     res = backtest(synthetic_market(400, seed=1), BacktestConfig("sma_cross"))
-    paths = write_report(res, tmp_path, initial=10_000.0, plot=False)
-    assert "diagnostics" not in paths and not (tmp_path / "diagnostics.html").exists()
-    summary = json.loads(paths["summary"].read_text())
+    summary = write_report(res, tmp_path, plot=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json", "tearsheet.html"]
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert summary["time_in_market"] == pytest.approx((res.positions != 0).mean()) == pytest.approx(summary["exposure"])
     assert "gate_closed_share" not in summary and "bnn_coverage" not in summary
 
@@ -297,18 +297,18 @@ def test_sma_cross_report_has_no_page(tmp_path):
 @pytest.fixture(scope="module")
 def model_report(tmp_path_factory):
     cache = tmp_path_factory.mktemp("models")
-    res = backtest(synthetic_market(900), BacktestConfig("density_gated", indicator_kwargs={
+    res = backtest(synthetic_market(900), BacktestConfig("density_gated", walk_forward={
         "train_bars": 240, "retrain_every": 300, "cache_dir": str(cache), "fit_kwargs": {"epochs": 3}}))
     out = tmp_path_factory.mktemp("model_report")
-    paths = write_report(res, out, initial=10_000.0, title="density_gated", plot=False)
-    return res, paths, json.loads(paths["summary"].read_text())
+    summary = write_report(res, out, title="density_gated", plot=False)
+    return res, {p.stem: p for p in out.iterdir()}, summary
 
 
 def test_model_report_writes_the_page_and_the_figures(model_report):
     res, paths, summary = model_report
     html = paths["diagnostics"].read_text()
     assert all(f"<h2>{h}</h2>" in html for h in PANELS) and len(_images(html)) == 6
-    lines = indicator_lines(res.strategy)
+    lines = res.lines
     gate = lines["LogDensity.gate"].dropna()
     assert summary["gate_closed_share"] == pytest.approx((gate == 0).mean())
     assert summary["in_distribution_share"] == pytest.approx(1 - summary["gate_closed_share"])

@@ -6,17 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import synthetic_market
-from reports import SUMMARY_KEYS, daily_returns, performance, periods_per_year, write_report
-from strategies import BacktestConfig, backtest
+from btdensity.feeds import synthetic_market
+from btdensity.reports import write_report
+from btdensity.runner import SUMMARY_KEYS, daily_returns, performance, periods_per_year
+from btdensity.runner import BacktestConfig, backtest
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     res = backtest(synthetic_market(24 * 60, seed=2), BacktestConfig("sma_cross"))
-    paths = write_report(res, out, initial=10_000.0, title="unit test")
-    return res, paths, json.loads(paths["summary"].read_text())
+    summary = write_report(res, out, title="unit test")
+    paths = {p.stem: p for p in out.iterdir()}
+    assert json.loads(paths["summary"].read_text()) == summary   # the summary returned is the one written
+    return res, paths, summary
 
 
 def test_files_written(report):
@@ -105,7 +108,7 @@ def test_performance_against_hand_computation():
 
 
 def test_a_strategy_that_never_trades_still_gets_a_tearsheet(tmp_path):
-    from reports.tearsheet import FLAT_NOTE, write_tearsheet
+    from btdensity.reports.tearsheet import FLAT_NOTE, write_tearsheet
 
     idx = pd.date_range("2023-01-01", periods=60, freq="D")
     bench = pd.Series(np.random.default_rng(0).normal(0, 0.01, 60), index=idx)

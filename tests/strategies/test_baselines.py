@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import synthetic_market
-from strategies import BacktestConfig, backtest, indicator_lines
+from btdensity.feeds import synthetic_market
+from btdensity.runner import BacktestConfig, backtest, indicator_lines
 
 
 def frame_from_closes(closes, opens=None):
@@ -41,7 +41,7 @@ def test_sma_cross_trades_at_the_open_after_the_cross():
     closes = np.r_[np.linspace(110, 100, 30), np.linspace(100, 130, 30), np.linspace(130, 90, 40)]
     df = frame_from_closes(closes)
     res = backtest(df, BacktestConfig("sma_cross", params={"fast": 5, "slow": 20}, commission=0.0))
-    lines = indicator_lines(res.strategy)
+    lines = res.lines
     fast, slow = lines["SMA.sma"].to_numpy(), lines["SMA_2.sma"].to_numpy()
     np.testing.assert_allclose(fast[-1], closes[-5:].mean())
     diff = np.sign(fast - slow)

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import DataFrameFeed
-from strategies import BYBIT_FEES, BacktestConfig, BybitBroker, BybitCommission, FractionalBarPerc
+from btdensity.feeds import DataFrameFeed
+from btdensity.strategies import BYBIT_FEES, BybitBroker, BybitCommission, FractionalBarPerc
+from btdensity.runner import BacktestConfig
 
 OPEN = np.array([100, 101, 99, 102, 103, 104, 104], dtype=float)
 CLOSE = np.array([100.5, 100, 101, 103, 102, 105, 104], dtype=float)

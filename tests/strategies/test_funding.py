@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import run_backtest
-from feeds import DataFrameFeed, synthetic_market
-from reports import summarize
-from strategies import BacktestConfig, BybitBroker, BybitCommission, FundingRates, backtest
+from btdensity import run_backtest
+from btdensity.feeds import DataFrameFeed, synthetic_market
+from btdensity.runner import summarize
+from btdensity.strategies import BybitBroker, BybitCommission, FundingRates
+from btdensity.runner import BacktestConfig, backtest
 
 UTC = "UTC"
 C, L, TK, MK = 10_000.0, 5.0, 0.00055, 0.0002

@@ -4,9 +4,10 @@ import json
 import numpy as np
 import pytest
 
-import run_backtest
-from feeds import synthetic_market
-from strategies import STRATEGIES, BacktestConfig, backtest
+from btdensity import run_backtest
+from btdensity.feeds import synthetic_market
+from btdensity.strategies import STRATEGIES
+from btdensity.runner import BacktestConfig, backtest
 
 SMALL = {"train_bars": 600, "retrain_every": 800, "quiet": True, "fit_kwargs": {"epochs": 15}}
 
@@ -16,7 +17,7 @@ def gated(tmp_path_factory):
     df = synthetic_market(3000, seed=0, anomaly_rate=0.008)
     cache = tmp_path_factory.mktemp("gated-cache")
     config = BacktestConfig("density_gated", params={"diagnostics": False},
-                            indicator_kwargs={**SMALL, "cache_dir": cache})
+                            walk_forward={**SMALL, "cache_dir": cache})
     return df, backtest(df, config)
 
 
@@ -73,10 +74,10 @@ def test_bad_strategy_parameters_are_named(tmp_path):
     df = synthetic_market(300)
     with pytest.raises(ValueError, match="signal"):
         backtest(df, BacktestConfig("density_gated", params={"signal": "tea leaves"},
-                                    indicator_kwargs={"cache_dir": tmp_path}))
+                                    walk_forward={"cache_dir": tmp_path}))
     with pytest.raises(ValueError, match="enter_z"):
         backtest(df, BacktestConfig("density_gated", params={"enter_z": 4, "exit_z": 3},
-                                    indicator_kwargs={"cache_dir": tmp_path}))
+                                    walk_forward={"cache_dir": tmp_path}))
     with pytest.raises(ValueError, match="stop_loss"):
         backtest(df, BacktestConfig("score_momentum", params={"stop_loss": 2.0},
-                                    indicator_kwargs={"cache_dir": tmp_path}))
+                                    walk_forward={"cache_dir": tmp_path}))

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds import DataFrameFeed
-from strategies import BybitBroker, BybitCommission, EnergyScaledSizer, UncertaintySizer
+from btdensity.feeds import DataFrameFeed
+from btdensity.strategies import BybitBroker, BybitCommission, EnergyScaledSizer, UncertaintySizer
 
 NAN = float("nan")
 N = 10

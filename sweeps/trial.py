@@ -19,11 +19,10 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from feeds.source import load_source, to_utc
-from reports.report import summarize
+from btdensity.feeds.source import load_source, to_utc
 
-from .backtest import BacktestConfig, BacktestResult, backtest
-from .registry import get_strategy
+from btdensity.runner import BacktestConfig, BacktestResult, backtest, summarize
+from btdensity.strategies.registry import get_strategy
 
 __all__ = ["canonical_json", "flatten_params", "flatten_summary", "make_trial", "nest_params", "run_trial",
            "score_window", "trial_id"]
@@ -132,12 +131,12 @@ def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
 def _strategy_params(strategy: str, params: Mapping[str, Any], seed: int,
                      model_cache_dir: str | None) -> dict[str, Any]:
     """The trial's parameters, plus its seed and the sweep's model cache folder for strategies that take them
-    (as parameters of their own, or inside their ``indicator_kwargs``); values the trial sets win."""
+    (as parameters of their own, or inside their ``walk_forward`` settings); values the trial sets win."""
     names = get_strategy(strategy).params._getkeys()
     shared = {"seed": seed, **({} if model_cache_dir is None else {"cache_dir": model_cache_dir})}
     out = dict(params)
-    if "indicator_kwargs" in names:
-        out["indicator_kwargs"] = {**shared, **(out.get("indicator_kwargs") or {})}
+    if "walk_forward" in names:
+        out["walk_forward"] = {**shared, **(out.get("walk_forward") or {})}
     for key, value in shared.items():
         if key in names:
             out.setdefault(key, value)

@@ -20,12 +20,13 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from reports.sweep_report import write_sweep_html
+from btdensity.atomic import atomic_path
 
-from .sweep_engines import make_engine, run_trials
-from .sweep_grid import Candidate, SweepGrid, load_grid
-from .sweep_store import ResultStore
-from .sweep_trial import flatten_params, load_trial_data, make_trial, trial_id
+from .engines import make_engine, run_trials
+from .report import write_sweep_html
+from .grid import Candidate, SweepGrid, load_grid
+from .store import ResultStore
+from .trial import flatten_params, load_trial_data, make_trial, trial_id
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -56,9 +57,8 @@ class SweepResult:
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def _plain(value: Any) -> Any:

@@ -5,7 +5,8 @@
 - ``backtrader.plot`` forces the TkAgg backend on import: select Agg and import ``matplotlib.pyplot``
   first, so plotting works headless (:func:`use_headless_matplotlib`).
 
-Every package of btdensity that touches backtrader imports this module before backtrader.
+``btdensity/__init__.py`` imports this module first, so importing btdensity or any of its subpackages applies
+the fixes before backtrader is imported; users need no import-order ritual.
 """
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import pytest
 
-from feeds.source import load_source
-from strategies import BacktestConfig, backtest
-from strategies.sweep_grid import WalkForwardSplit, load_grid
-from strategies.sweep_trial import make_trial, score_window, trial_id
+from btdensity.feeds.source import load_source
+from btdensity.runner import BacktestConfig, backtest
+from btdensity.sweeps.grid import WalkForwardSplit, load_grid
+from btdensity.sweeps.trial import make_trial, score_window, trial_id
 
 
 def test_full_grid_is_the_cartesian_product():
@@ -98,14 +98,14 @@ def test_score_window_rebases_equity_and_benchmark_at_the_bar_before_the_window(
 
 
 def test_dotted_names_set_keys_of_mapping_parameters_and_flatten_back():
-    from strategies.sweep_trial import flatten_params, nest_params
+    from btdensity.sweeps.trial import flatten_params, nest_params
 
-    nested = nest_params({"indicator_kwargs.train_bars": 500, "indicator_kwargs": {"seed": 2, "fit_kwargs": {"epochs": 3}},
-                          "indicator_kwargs.fit_kwargs.lr": 0.01, "target": 0.5})
-    assert nested == {"indicator_kwargs": {"train_bars": 500, "seed": 2, "fit_kwargs": {"epochs": 3, "lr": 0.01}},
+    nested = nest_params({"walk_forward.train_bars": 500, "walk_forward": {"seed": 2, "fit_kwargs": {"epochs": 3}},
+                          "walk_forward.fit_kwargs.lr": 0.01, "target": 0.5})
+    assert nested == {"walk_forward": {"train_bars": 500, "seed": 2, "fit_kwargs": {"epochs": 3, "lr": 0.01}},
                       "target": 0.5}
-    assert flatten_params(nested) == {"indicator_kwargs.train_bars": 500, "indicator_kwargs.seed": 2,
-                                      "indicator_kwargs.fit_kwargs.epochs": 3, "indicator_kwargs.fit_kwargs.lr": 0.01,
+    assert flatten_params(nested) == {"walk_forward.train_bars": 500, "walk_forward.seed": 2,
+                                      "walk_forward.fit_kwargs.epochs": 3, "walk_forward.fit_kwargs.lr": 0.01,
                                       "target": 0.5}
     with pytest.raises(ValueError, match="not a mapping"):
         nest_params({"target": 0.5, "target.x": 1})
@@ -117,15 +117,15 @@ def test_dotted_names_set_keys_of_mapping_parameters_and_flatten_back():
 def test_trials_pass_their_seed_and_the_shared_model_cache_to_model_strategies():
     import backtrader as bt
 
-    from strategies.registry import register_strategy
-    from strategies.sweep_trial import _strategy_params
+    from btdensity.strategies.registry import register_strategy
+    from btdensity.sweeps.trial import _strategy_params
 
     @register_strategy("sweep_grid_test_model_strategy")
     class ModelLike(bt.Strategy):
-        params = (("indicator_kwargs", None), ("seed", 0))
+        params = (("walk_forward", None), ("seed", 0))
 
-    got = _strategy_params("sweep_grid_test_model_strategy", {"indicator_kwargs": {"train_bars": 300}}, 7, "/m")
-    assert got == {"indicator_kwargs": {"train_bars": 300, "seed": 7, "cache_dir": "/m"}, "seed": 7}
-    own = _strategy_params("sweep_grid_test_model_strategy", {"indicator_kwargs": {"seed": 1}, "seed": 2}, 7, None)
-    assert own == {"indicator_kwargs": {"seed": 1}, "seed": 2}
+    got = _strategy_params("sweep_grid_test_model_strategy", {"walk_forward": {"train_bars": 300}}, 7, "/m")
+    assert got == {"walk_forward": {"train_bars": 300, "seed": 7, "cache_dir": "/m"}, "seed": 7}
+    own = _strategy_params("sweep_grid_test_model_strategy", {"walk_forward": {"seed": 1}, "seed": 2}, 7, None)
+    assert own == {"walk_forward": {"seed": 1}, "seed": 2}
     assert _strategy_params("sma_cross", {"fast": 3}, 7, "/m") == {"fast": 3}

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from btdensity.atomic import write_text
+
 __all__ = ["heatmap_frame", "write_sweep_html"]
 
 _CSS = """
@@ -158,7 +160,4 @@ def write_sweep_html(path: str | os.PathLike, table: pd.DataFrame, *, metric: st
                               left=("trial_id", "strategy", "error"))]
     doc = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
            f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, doc)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feeds.source import load_source
-from reports.report import summarize
-from reports.sweep_report import heatmap_frame
-from strategies import BacktestConfig, backtest
-from strategies.sweep import sweep
-from strategies.sweep_trial import flatten_summary
+from btdensity.feeds.source import load_source
+from btdensity.runner import summarize
+from btdensity.sweeps.report import heatmap_frame
+from btdensity.runner import BacktestConfig, backtest
+from btdensity.sweeps.sweep import sweep
+from btdensity.sweeps.trial import flatten_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = "sweep_test_plugin"
@@ -31,7 +31,7 @@ PLUGIN_SOURCE = textwrap.dedent('''
     import os
     import time
     import backtrader as bt
-    from strategies.registry import register_strategy
+    from btdensity.strategies.registry import register_strategy
 
     @register_strategy("sweep_test_marker")
     class Marker(bt.Strategy):
@@ -241,8 +241,8 @@ def test_ray_engine_gives_identical_metrics_and_reports_failures(ray_session, lo
 def _model_grid(cache: Path) -> dict:
     return {"data": {"source": "sample", "bars": 900}, "seed": 2, "model_cache_dir": str(cache),
             "strategy": "energy_sized",
-            "params": {"threshold": [1.5, 3.0], "indicator_kwargs.train_bars": 240,
-                       "indicator_kwargs.retrain_every": 300, "indicator_kwargs.fit_kwargs": {"epochs": 3}}}
+            "params": {"threshold": [1.5, 3.0], "walk_forward.train_bars": 240,
+                       "walk_forward.retrain_every": 300, "walk_forward.fit_kwargs": {"epochs": 3}}}
 
 
 def _model_files(cache: Path) -> dict[str, int]:
@@ -263,7 +263,7 @@ def test_model_trials_share_fitted_models_through_the_cache_folder(model_sweep, 
     # a direct backtest of one trial into an empty cache fits exactly the models the whole sweep left behind:
     # the two trials (same indicator settings) share one model per window, keyed by content
     df = load_source("sample", bars=900, seed=2)
-    params = {"threshold": 3.0, "indicator_kwargs": {"train_bars": 240, "retrain_every": 300,
+    params = {"threshold": 3.0, "walk_forward": {"train_bars": 240, "retrain_every": 300,
                                                        "fit_kwargs": {"epochs": 3}, "seed": 2,
                                                        "cache_dir": str(tmp_path)}}
     direct = backtest(df, BacktestConfig("energy_sized", params=params))

@@ -8,7 +8,7 @@ A grid names data sets, strategies with their parameter choices, broker settings
       - {source: "bybit:BTC/USDT:USDT", since: 2024-01-01, until: 2024-06-30}
     strategy: sma_cross           # or `strategies: [{strategy: NAME, params: {...}}, ...]`
     params: {fast: [5, 10, 20], slow: [50, 100]}   # a list is a set of choices; anything else is fixed
-    # a dotted name sets one key of a mapping parameter, e.g. indicator_kwargs.train_bars: [1000, 2000]
+    # a dotted name sets one key of a mapping parameter, e.g. walk_forward.train_bars: [1000, 2000]
     broker: {commission: [0.00055, 0.001]}
     seed: [0, 1]                  # seed of the sample market and of the models
     search: {method: random, budget: 20, seed: 0}  # default: the full grid
@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from feeds.source import to_utc
+from btdensity.feeds.source import to_utc
 
-from .backtest import BacktestConfig
-from .registry import get_strategy
+from btdensity.indicators import WalkForwardSettings
+from btdensity.runner import BacktestConfig
+from btdensity.strategies.registry import get_strategy
 
 __all__ = ["METRICS", "Candidate", "SweepGrid", "WalkForwardSplit", "load_grid", "strategy_param_names"]
 
@@ -169,6 +170,12 @@ def _strategy_spaces(grid: Mapping[str, Any]) -> list[tuple[str, dict[str, list[
         unknown = [p for p in params if str(p).split(".")[0] not in known]
         if unknown:
             raise ValueError(f"grid: strategy {name!r} has no parameter(s) {unknown}; it has {list(known)}")
+        for key, value in params.items():   # walk-forward settings are checked now, not inside a trial
+            if str(key) == "walk_forward" and not isinstance(value, list):
+                WalkForwardSettings.from_mapping(value)
+            elif str(key).startswith("walk_forward."):
+                for choice in _choices(value):
+                    WalkForwardSettings.from_mapping({str(key).split(".", 2)[1]: choice})
         spaces.append((name, {k: _choices(v) for k, v in params.items()}))
     return spaces
 

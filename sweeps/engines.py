@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
-from .sweep_trial import run_trial
+from .trial import run_trial
 
 __all__ = ["ENGINES", "Engine", "LocalEngine", "RayEngine", "TrialError", "make_engine", "run_trials"]
 

@@ -1,15 +1,20 @@
-"""Performance figures of a backtest, computed as QuantStats computes them for the tearsheet."""
+"""Performance figures of a backtest, computed as QuantStats computes them for the tearsheet: the one place the
+figures of ``summary.json``, the printed table and the sweeps come from."""
 from __future__ import annotations
 
 import math
 import warnings
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["PERFORMANCE_KEYS", "daily_returns", "performance", "periods_per_year"]
+__all__ = ["PERFORMANCE_KEYS", "SUMMARY_KEYS", "daily_returns", "performance", "periods_per_year", "summarize"]
 
 PERFORMANCE_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar")
+SUMMARY_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
+                "n_trades", "win_rate", "exposure", "fees_paid", "funding_paid", "bars", "start", "end",
+                "runtime_s", "benchmark")
 
 
 def periods_per_year(index: pd.DatetimeIndex) -> int:
@@ -60,3 +65,37 @@ def performance(values: pd.Series, initial: float, periods: int) -> dict[str, fl
             "calmar": cagr / abs(drawdown) if drawdown < 0 else 0.0,
         }
     return {k: _finite(v) for k, v in figures.items()}
+
+
+class Scored(Protocol):
+    """What :func:`summarize` reads (a ``BacktestResult``, or a window of one)."""
+
+    values: pd.Series       # broker value at each bar's close, UTC index
+    benchmark: pd.Series    # buy-and-hold value of the same bars
+    trades: pd.DataFrame    # closed trades, with a ``pnlcomm`` column
+    runtime_s: float
+    exposure: float
+
+
+def summarize(result: Scored, initial: float) -> dict[str, Any]:
+    """The figures of ``summary.json``: performance of the strategy and, under ``benchmark``, of buy-and-hold,
+    trades, exposure and span; ``fees_paid`` / ``funding_paid`` when the result has them."""
+    periods = periods_per_year(result.values.index)
+    trades = result.trades
+    n_trades = int(len(trades))
+    summary: dict[str, Any] = performance(result.values, initial, periods)
+    summary.update({
+        "n_trades": n_trades,
+        "win_rate": float((trades["pnlcomm"] > 0).mean()) if n_trades else 0.0,
+        "exposure": float(result.exposure),
+        "bars": int(len(result.values)),
+        "start": result.values.index[0].isoformat(),
+        "end": result.values.index[-1].isoformat(),
+        "runtime_s": float(result.runtime_s),
+        "periods_per_year": periods,
+        "benchmark": performance(result.benchmark, initial, periods),
+    })
+    for key in ("fees_paid", "funding_paid"):
+        if hasattr(result, key):
+            summary[key] = float(getattr(result, key))
+    return summary

@@ -1,7 +1,6 @@
 """``paper_trading(cls)``: a strategy that warms up on backfilled bars and trades from the first live bar."""
 from __future__ import annotations
 
-import feeds.btcompat  # noqa: F401
 
 import backtrader as bt
 
