@@ -1,5 +1,6 @@
 """Pure PyTorch / Pyro models of market features: numpy arrays in, numpy arrays out."""
-from .base import BaseModel, Standardizer
+from .base import BaseModel
+from .standardizer import Standardizer
 from .bnn import BayesianNN, Prediction
 from .calibration import (calibration_error, crps, fit_variance_scale, interval_coverage,
                           predictive_nll)

@@ -1,211 +1,28 @@
-"""Machinery shared by every model: input checks, standardisation, seeding, the fit loop, save/load.
+"""The base class of every model: numpy in, numpy out, standardised inputs, deterministic for a seed.
 
 A model subclasses :class:`BaseModel`, builds its ``torch.nn.Module`` in ``_build()`` and says how a
 mini-batch is scored in ``_loss()``. The base class standardises inputs with statistics of the data
-given to ``fit`` only, splits off a validation set when none is given, runs AdamW with gradient
-clipping and early stopping (restoring a deep copy of the best weights), records a fit history, and
-saves / loads a single checkpoint file (state dict + JSON config, loaded with ``weights_only=True``).
+given to ``fit`` only (:mod:`.standardizer`), splits off a validation set when none is given, runs AdamW
+with gradient clipping and early stopping, restoring a deep copy of the best weights (:mod:`.training`),
+records a fit history, and saves / loads a single checkpoint file (:mod:`.checkpoint`). A fit draws its
+random numbers from local generators and a forked torch RNG: the caller's random state is left as it was.
 """
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = [
-    "BaseModel",
-    "EarlyStopping",
-    "Standardizer",
-    "atomic_torch_save",
-    "check_array",
-    "check_target",
-    "minibatch_epoch",
-    "select_device",
-]
+from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from .checks import check_array, select_device
+from .standardizer import Standardizer
+from .training import EarlyStopping, FitSettings, minibatch_epoch, seeded_torch_rng
 
-CHECKPOINT_FORMAT = 1
-
-
-def check_array(X: Any, n_features: int | None = None, name: str = "X", min_rows: int = 1,
-                dtype: type = np.float32) -> np.ndarray:
-    """Return ``X`` as a C-contiguous 2-D array of ``dtype``, or raise ValueError naming the problem.
-
-    >>> check_array([[1, 2], [3, 4]], n_features=2).dtype
-    dtype('float32')
-    """
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric, got {type(X).__name__}: {exc}") from None
-    if arr.ndim != 2:
-        want = f"(n_samples, {n_features})" if n_features else "(n_samples, n_features)"
-        raise ValueError(f"{name} must be a 2-D array of shape {want}; got shape {arr.shape}")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features; this model was built for n_features={n_features}")
-    if arr.shape[0] < min_rows:
-        raise ValueError(f"{name} needs at least {min_rows} rows; got {arr.shape[0]}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])
-        shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
-        raise ValueError(f"{name} contains NaN or infinite values in {rows.size} row(s): {shown}")
-    return np.ascontiguousarray(arr, dtype=dtype)
-
-
-def check_target(y: Any, n_rows: int, name: str = "y", n_outputs: int | None = None) -> np.ndarray:
-    """Return a regression target as a float32 2-D array ``(n_rows, n_outputs)``; 1-D input becomes one column."""
-    arr = np.asarray(y, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 1-D or 2-D; got shape {arr.shape}")
-    if arr.shape[0] != n_rows:
-        raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}")
-    if n_outputs is not None and arr.shape[1] != n_outputs:
-        raise ValueError(f"{name} has {arr.shape[1]} outputs; this model was built for n_outputs={n_outputs}")
-    if not np.isfinite(arr).all():
-        rows = np.unique(np.nonzero(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} contains NaN or infinite values in {rows.size} row(s), first {rows[0]}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """CPU by default; ``"cuda"`` when asked for and present; ``"auto"`` picks CUDA if there is one."""
-    if device is None or device == "cpu":
-        return torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'")
-    return dev
-
-
-class Standardizer:
-    """Per-feature affine scaling ``z = (x - mean) / scale`` fitted on training data only."""
-
-    def __init__(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None):
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
-
-    def fit(self, X: np.ndarray) -> "Standardizer":
-        X = np.asarray(X, dtype=np.float64)
-        self.mean = X.mean(axis=0)
-        std = X.std(axis=0)
-        # A constant feature keeps scale 1 instead of dividing by zero.
-        self.scale = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.mean)), std, 1.0)
-        return self
-
-    def transform(self, X: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float64) - self.mean) / self.scale).astype(dtype, copy=False)
-
-    def inverse(self, Z: np.ndarray) -> np.ndarray:
-        return (np.asarray(Z, dtype=np.float64) * self.scale + self.mean).astype(np.float32)
-
-    @property
-    def log_det(self) -> float:
-        """log |dz/dx| of the transform: add it to a log-density in z-space to get one in x-space."""
-        return float(-np.log(self.scale).sum())
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"mean": torch.as_tensor(self.mean), "scale": torch.as_tensor(self.scale)}
-
-    @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor]) -> "Standardizer":
-        return cls(state["mean"].numpy(), state["scale"].numpy())
-
-
-class EarlyStopping:
-    """Tracks the best validation loss and keeps a deep copy of the best state."""
-
-    def __init__(self, patience: int, min_delta: float = 0.0):
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best = math.inf
-        self.best_epoch = -1
-        self.best_state: Any = None
-        self._bad = 0
-
-    def step(self, loss: float, epoch: int, state: Callable[[], Any]) -> bool:
-        """Record ``loss``; return True when training should stop. ``state()`` is called only on improvement."""
-        if math.isfinite(loss) and loss < self.best - self.min_delta:
-            self.best, self.best_epoch, self._bad = loss, epoch, 0
-            self.best_state = copy.deepcopy(state())
-            return False
-        self._bad += 1
-        return self._bad > self.patience
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def minibatch_epoch(loss_of: Callable[[torch.Tensor], torch.Tensor], n: int, s: "FitSettings",
-                    params: Sequence[torch.Tensor], opt: torch.optim.Optimizer, gen: torch.Generator,
-                    what: str) -> float:
-    """One epoch over ``n`` shuffled rows in mini-batches: ``loss_of(row indices)``, backward, clip, step.
-
-    Returns the batch losses' mean weighted by batch size; a non-finite loss raises FloatingPointError
-    naming ``what``.
-    """
-    perm = torch.randperm(n, generator=gen, device=gen.device)
-    total = 0.0
-    for i in range(0, n, s.batch_size):
-        idx = perm[i:i + s.batch_size]
-        loss = loss_of(idx)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{what}: the training loss became {loss.item()}; try a smaller lr or "
-                                     "stronger regularisation")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if s.grad_clip:
-            nn.utils.clip_grad_norm_(params, s.grad_clip)
-        opt.step()
-        total += loss.item() * idx.numel()
-    return total / n
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    """Optimisation settings of the shared fit loop."""
-
-    epochs: int = 200
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 5.0
-    val_fraction: float = 0.2
-    patience: int = 20
-    progress: bool = False
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0:
-            raise ValueError(f"epochs and batch_size must be >= 1 and patience >= 0; got {self}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1); got {self.val_fraction}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive; got {self.lr}")
+__all__ = ["BaseModel"]
 
 
 class BaseModel:
@@ -215,6 +32,7 @@ class BaseModel:
     (every hyperparameter JSON-serialisable: it is the saved config), implement ``_build()`` returning
     the ``nn.Module`` and ``_loss(batch)`` returning a scalar tensor for a tuple of standardised tensors.
     They may override ``_val_loss`` (e.g. with fixed noise) and ``_after_build`` (data-dependent init).
+    These hooks may draw from torch's global RNG: during ``fit`` it is a fork seeded from ``seed``.
     """
 
     #: keyword arguments of ``fit`` that set :class:`FitSettings`
@@ -256,10 +74,12 @@ class BaseModel:
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-serialisable): what a checkpoint saves to rebuild the model."""
         return {"n_features": self.n_features, "seed": self.seed, **self.hyper}
 
     @property
     def is_fitted(self) -> bool:
+        """True once ``fit`` or ``load`` has given the model its weights and scaler."""
         return self.module is not None and self.scaler is not None
 
     def _require_fitted(self) -> None:
@@ -339,13 +159,12 @@ class BaseModel:
         self.dtype = torch.float32
         train = [self.scaler.transform(train[0]), *train[1:]]
         val = [self.scaler.transform(val[0]), *val[1:]] if val else []
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % (2**32))
         t_train = tuple(torch.as_tensor(a, device=self.device) for a in train)
         t_val = tuple(torch.as_tensor(a, device=self.device) for a in val)
-        self.module = self._build().to(self.device)
-        self._after_build(t_train)
-        self._train_loop(t_train, t_val, settings)
+        with seeded_torch_rng(self.seed, self.device):  # initial weights, noise, negatives: all from the seed
+            self.module = self._build().to(self.device)
+            self._after_build(t_train)
+            self._train_loop(t_train, t_val, settings)
         self.module.eval()
         return self
 
@@ -369,8 +188,8 @@ class BaseModel:
             record.update(self._epoch_metrics())
             if val:
                 self.module.eval()
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed + 2)  # the same noise every epoch: comparable losses
+                # the same noise every epoch, so that validation losses compare
+                with seeded_torch_rng(self.seed + 2, self.device):
                     record["val_loss"] = self._evaluate(val, s.batch_size * 8)
                 stop = stopper.step(record["val_loss"], epoch, self.module.state_dict)
             else:
@@ -400,31 +219,22 @@ class BaseModel:
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Write one checkpoint file atomically: config (JSON), scaler, state dict, extra state."""
+        """Write one checkpoint file atomically: config (JSON), scaler, state dict, extra state, history."""
         self._require_fitted()
-        atomic_torch_save({
-            "format": CHECKPOINT_FORMAT,
-            "class": type(self).__name__,
-            "config": json.dumps(self.get_config()),
-            "scaler": self.scaler.state(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
-            "extra": {k: v.detach().cpu() for k, v in self._extra_state().items()},
-            "history": json.dumps(self.history_),
-        }, path)
+        write_checkpoint(path, Checkpoint(type(self).__name__, self.get_config(), self.scaler.state(),
+                                          self.module.state_dict(), self._extra_state(), self.history_))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "BaseModel":
         """Load a checkpoint written by :meth:`save` (``weights_only=True``: no code runs on load)."""
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a btdensity checkpoint")
-        if ckpt["class"] != cls.__name__:
-            raise ValueError(f"{path} holds a {ckpt['class']}, not a {cls.__name__}")
-        model = cls(**json.loads(ckpt["config"]), device=device)
-        model.scaler = Standardizer.from_state(ckpt["scaler"])
-        model.module = model._build().to(model.device)
-        model.module.load_state_dict(ckpt["state_dict"])
+        ckpt = read_checkpoint(path, cls.__name__)
+        model = cls(**ckpt.config, device=device)
+        model.scaler = Standardizer.from_state(ckpt.scaler)
+        # fresh weights, overwritten at once: drawn from the seed, not from the caller's random stream
+        with seeded_torch_rng(model.seed, model.device):
+            model.module = model._build().to(model.device)
+        model.module.load_state_dict(ckpt.state_dict)
         model.module.eval()
-        model._load_extra_state({k: v.to(model.device) for k, v in ckpt["extra"].items()})
-        model.history_ = json.loads(ckpt["history"])
+        model._load_extra_state({k: v.to(model.device) for k, v in ckpt.extra.items()})
+        model.history_ = ckpt.history
         return model

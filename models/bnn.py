@@ -48,8 +48,11 @@ from pyro.infer.autoguide.initialization import init_to_sample
 from pyro.nn import PyroModule, PyroSample
 from torch import nn
 
-from .base import BaseModel, EarlyStopping, Standardizer, check_array, check_target, minibatch_epoch
+from .base import BaseModel
 from .calibration import central_quantile, fit_variance_scale, predictive_nll
+from .checks import check_array, check_target
+from .standardizer import Standardizer
+from .training import EarlyStopping, minibatch_epoch, seeded_torch_rng
 
 __all__ = ["BayesianNN", "Prediction"]
 
@@ -228,8 +231,9 @@ class BayesianNN(BaseModel):
         self.guide = guide
         self.n_draws = int(n_draws)
         self.df = float(df) if likelihood == "studentt" else None  # the predictive's shape, for calibration
-        self.net = _BayesianMLP(self.n_features, self.hyper["hidden"], self.n_outputs, float(prior_scale),
-                                activation, likelihood, float(df), self.device)
+        with seeded_torch_rng(self.seed, self.device):  # nn.Linear's initial weights (replaced by the priors)
+            self.net = _BayesianMLP(self.n_features, self.hyper["hidden"], self.n_outputs, float(prior_scale),
+                                    activation, likelihood, float(df), self.device)
         self.y_scaler: Standardizer | None = None
         self.variance_scale_ = 1.0
         self._draws: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
@@ -272,8 +276,7 @@ class BayesianNN(BaseModel):
     def _sample_guide(self, guide: nn.Module, n: int, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``n`` posterior weight draws from a guide, deterministic for ``seed``."""
         n_layers = len(self.net.layers)
-        with _own_param_store(), torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with _own_param_store(), torch.no_grad(), seeded_torch_rng(seed, self.device):
             with pyro.plate("posterior_draws", n, dim=-1):  # one vectorised call draws all n
                 sample = guide(*self._dummy_data())
         return ([sample[f"layers.{i}.weight"] for i in range(n_layers)],
@@ -337,9 +340,8 @@ class BayesianNN(BaseModel):
         to_t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
         t_train = (to_t(self.scaler.transform(train[0])), to_t(self.y_scaler.transform(train[1])))
         t_val = (to_t(self.scaler.transform(val[0])), to_t(self.y_scaler.transform(val[1]))) if val else ()
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % (2**32))
-        self.module = self._run_nuts(t_train) if self.guide == "nuts" else self._run_svi(t_train, t_val, settings)
+        with seeded_torch_rng(self.seed, self.device):  # guide initialisation, ELBO samples, NUTS
+            self.module = self._run_nuts(t_train) if self.guide == "nuts" else self._run_svi(t_train, t_val, settings)
         self._take_draws()
         self.variance_scale_ = 1.0
         if val:

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseModel, check_array
+from .base import BaseModel
+from .checks import check_array
 from .langevin import energy_score, langevin
 
 __all__ = ["METHODS", "EnergyModel", "ReplayBuffer", "check_hidden", "contrastive_loss", "mlp"]
@@ -106,7 +107,7 @@ class ReplayBuffer:
         self.clamp = clamp
 
     def negatives(self, energy_fn: Callable[[torch.Tensor], torch.Tensor], n: int) -> torch.Tensor:
-        """Draw ``n`` negative samples (uses the global torch RNG: reproducible under the fit seed)."""
+        """Draw ``n`` negative samples (from torch's global RNG, which a fit seeds in a fork: reproducible)."""
         idx = torch.randint(self.states.shape[0], (n,), device=self.states.device)
         x = self.states[idx]
         fresh = torch.rand(n, device=x.device) < self.reinit

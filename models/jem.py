@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseModel, check_array
+from .base import BaseModel
+from .checks import check_array
 from .ebm import ReplayBuffer, check_hidden, contrastive_loss, mlp
 
 __all__ = ["JointEnergyClassifier", "check_labels", "expected_calibration_error"]

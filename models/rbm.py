@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseModel, check_array
+from .base import BaseModel
+from .checks import check_array
 
 __all__ = ["GaussianRBM", "MAX_EXACT_HIDDEN"]
 

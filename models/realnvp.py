@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import BaseModel, check_array
+from .base import BaseModel
+from .checks import check_array
 from .flow_layers import ActNorm, AffineCoupling
 
 __all__ = ["RealNVP"]

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import BaseModel, check_array
+from .base import BaseModel
+from .checks import check_array
 from .langevin import annealed_langevin
 
 __all__ = ["ScoreModel"]

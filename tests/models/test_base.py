@@ -1,10 +1,13 @@
-"""models.base: input checks, standardisation, early stopping by deep copy, atomic checkpoints."""
+"""BaseModel and its parts: input checks, standardisation, early stopping by deep copy, atomic checkpoints."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from models.base import BaseModel, EarlyStopping, Standardizer, atomic_torch_save, check_array
+from btdensity.models.base import BaseModel
+from btdensity.models.checks import check_array
+from btdensity.models.standardizer import Standardizer
+from btdensity.models.training import EarlyStopping
 
 
 class LinearGaussian(BaseModel):
@@ -52,19 +55,21 @@ def test_save_load_identical_and_seeded(tmp_path, data):
     assert not np.array_equal(a.predict(X), LinearGaussian(1, seed=4).fit(X, y, epochs=20).predict(X))
 
 
-def test_failed_save_keeps_last_good_checkpoint(tmp_path, data):
+def test_failed_save_keeps_last_good_checkpoint(tmp_path, data, monkeypatch):
     X, y = data
     m = LinearGaussian(1).fit(X, y, epochs=5)
     path = tmp_path / "m.pt"
     m.save(path)
     good = path.read_bytes()
 
-    class Boom:
-        def __reduce__(self):
-            raise RuntimeError("disk full")
+    def half_written(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(good[:100])
+        raise RuntimeError("disk full")
 
+    monkeypatch.setattr(torch, "save", half_written)
     with pytest.raises(RuntimeError, match="disk full"):
-        atomic_torch_save({"x": Boom()}, path)
+        m.save(path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 

@@ -4,8 +4,8 @@ import pyro
 import pytest
 import torch
 
-from models.bnn import BayesianNN, Prediction
-from models.calibration import central_quantile, interval_coverage
+from btdensity.models.bnn import BayesianNN, Prediction
+from btdensity.models.calibration import central_quantile, interval_coverage
 
 LEVELS = (0.5, 0.8, 0.95)
 FIT = {"epochs": 100, "batch_size": 250, "lr": 0.03, "patience": 20}

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from models.calibration import (calibration_error, central_quantile, crps, fit_variance_scale,
+from btdensity.models.calibration import (calibration_error, central_quantile, crps, fit_variance_scale,
                                 interval_coverage, predictive_nll)
 
 LEVELS = (0.5, 0.8, 0.95)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import BayesianNN, EnergyModel, GaussianRBM, JointEnergyClassifier, RealNVP, ScoreModel
+from btdensity.models import BayesianNN, EnergyModel, GaussianRBM, JointEnergyClassifier, RealNVP, ScoreModel
 
 FIT = {"epochs": 3}
 MODELS = {

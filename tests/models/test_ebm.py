@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal, rankdata, spearmanr
 
-from feeds import synthetic_market
-from models.ebm import METHODS, EnergyModel
+from btdensity.feeds import synthetic_market
+from btdensity.models.ebm import METHODS, EnergyModel
 
 MEANS = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
 COVS = [np.array([[0.5, 0.2], [0.2, 0.3]]), np.array([[0.3, -0.1], [-0.1, 0.6]]), np.eye(2) * 0.25]

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from scipy.stats import multivariate_normal, rankdata, spearmanr
 
-from feeds import synthetic_market
-from feeds.synthetic import REGIMES
-from models.jem import JointEnergyClassifier, expected_calibration_error
+from btdensity.feeds import synthetic_market
+from btdensity.feeds.synthetic import REGIMES
+from btdensity.models.jem import JointEnergyClassifier, expected_calibration_error
 
 
 # A known 2-D mixture (the same as tests/models/test_ebm.py); the class label is the component.

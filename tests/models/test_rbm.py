@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from models.rbm import GaussianRBM
+from btdensity.models.rbm import GaussianRBM
 
 MEANS = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
 SCALES = np.array([0.5, 0.6, 0.4])

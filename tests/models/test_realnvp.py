@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from models.realnvp import RealNVP
+from btdensity.models.realnvp import RealNVP
 
 W2 = np.array([0.6, 0.4])
 M2 = np.array([[-2.0, 0.0], [2.0, 1.0]])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from models.score import ScoreModel
+from btdensity.models.score import ScoreModel
 
 WEIGHTS = np.array([0.6, 0.4])
 MEANS = np.array([[-2.0, 0.0], [2.0, 1.0]])
