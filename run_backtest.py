@@ -25,6 +25,7 @@ if __name__ == "__main__" and __package__ in (None, ""):
         _spec.loader.exec_module(sys.modules["btdensity"])
 
 from btdensity.atomic import atomic_path
+from btdensity.cachedir import cache_root, model_cache_dir
 from btdensity.feeds.source import load_source
 from btdensity.indicators import WalkForwardSettings
 from btdensity.reports import write_report
@@ -95,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="sample",
                    help="'sample' (the synthetic market), a path to a CSV file, or bybit:SYMBOL (e.g. "
                         "bybit:BTC/USDT:USDT; API base URL from $BTDENSITY_BYBIT_URL when set)")
-    p.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "btdensity"),
-                   help="Parquet cache of downloaded Bybit bars")
+    p.add_argument("--cache-dir", default=None,
+                   help="downloaded Bybit bars, and fitted models in its models/ subfolder (default: "
+                        "$BTDENSITY_CACHE, else ~/.cache/btdensity)")
     p.add_argument("--live", action="store_true",
                    help="paper-trade on live bybit:SYMBOL bars with backtrader's broker until --until or Ctrl-C")
     p.add_argument("--backfill", type=int, default=None,
@@ -161,8 +163,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the data, run the backtest, write the report; return the summary."""
     if args.bars is not None and args.bars < 2:
         raise UserError(f"--bars must be at least 2, got {args.bars}")
-    df = load_source(args.data, timeframe=args.timeframe, since=args.since, until=args.until,
-                     seed=args.seed, bars=args.bars, cache_dir=args.cache_dir, progress=not args.quiet)
+    df = load_source(args.data, timeframe=args.timeframe, since=args.since, until=args.until, seed=args.seed,
+                     bars=args.bars, cache_dir=str(cache_root(args.cache_dir)), progress=not args.quiet)
     result = backtest(df, _config(args, df))
     if args.export_lines:
         lines = result.lines.set_axis(result.lines.index.strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _walk_forward(args: argparse.Namespace) -> WalkForwardSettings:
     """The model indicators' walk-forward settings of the command line."""
     return WalkForwardSettings(train_bars=args.train_bars, retrain_every=args.retrain_every, seed=args.seed,
-                               quiet=args.quiet, cache_dir=os.path.join(args.cache_dir, "models"))
+                               quiet=args.quiet, cache_dir=str(model_cache_dir(args.cache_dir)))
 
 
 def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
@@ -198,7 +200,7 @@ def _config(args: argparse.Namespace, df: Any = None) -> BacktestConfig:
         from btdensity.feeds.funding import fetch_funding_rates
 
         funding = fetch_funding_rates(args.data[len("bybit:"):], since=df.index[0], until=df.index[-1],
-                                      cache_dir=args.cache_dir)
+                                      cache_dir=str(cache_root(args.cache_dir)))
     return BacktestConfig(strategy=args.strategy, params=dict(args.param), cash=args.cash, market=market,
                           commission=args.commission, maker_fee=args.maker_fee, leverage=args.leverage,
                           funding=funding, slippage=args.slippage, volume_fill=args.volume_fill,
@@ -224,8 +226,8 @@ def run_live(args: argparse.Namespace) -> dict[str, Any]:
     backfill = config.walk_forward.warmup_bars() if args.backfill is None else args.backfill
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(BybitLiveFeed(dataname=args.data[len("bybit:"):], interval=args.timeframe or "1h",
-                                        backfill=backfill, cache_dir=args.cache_dir,
-                                        poll_interval=args.poll_interval, until=args.until), name="data")
+                                  backfill=backfill, cache_dir=str(cache_root(args.cache_dir)),
+                                  poll_interval=args.poll_interval, until=args.until), name="data")
     strategy = get_strategy(args.strategy)
     params = dict(args.param)
     if "walk_forward" in strategy.params._getkeys():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from btdensity.cachedir import model_cache_dir
 from btdensity.labels import forward_log_returns
 
 __all__ = ["FitCache", "WalkForwardSpec", "default_cache_dir", "forward_log_returns", "spec_config"]
@@ -78,9 +78,9 @@ class WalkForwardSpec:
 
 
 def default_cache_dir() -> Path:
-    """``$BTDENSITY_CACHE``, else ``~/.cache/btdensity/models``."""
-    env = os.environ.get("BTDENSITY_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "btdensity" / "models"
+    """The fitted-model folder of :mod:`btdensity.cachedir`: ``$BTDENSITY_CACHE/models``, else
+    ``~/.cache/btdensity/models``."""
+    return model_cache_dir()
 
 
 def _package_version() -> str:

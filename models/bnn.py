@@ -16,7 +16,7 @@ warm-up and stops early on the validation NLL of the posterior predictive. ``n_d
 weight draws are taken once, at the end of ``fit`` (and at ``load``, from the same seed), and
 ``predict`` evaluates them with batched matrix products: no Pyro machinery runs per call. A variance
 scale fitted on the validation split recalibrates the predictive so that its central intervals cover at
-their nominal levels (see :mod:`models.calibration`).
+their nominal levels (see :mod:`btdensity.models.calibration`).
 
 Pyro keeps parameters in a global store keyed by name; two models with the same architecture would
 share them. Every Pyro call of a model therefore runs in a fresh, empty scope of the store (the

@@ -3,7 +3,7 @@
 Every function here describes the predictive distribution of each target by its ``mean`` and its
 standard deviation ``std``: a Gaussian when ``df`` is None, otherwise a Student-t with ``df > 2``
 degrees of freedom whose scale is set so that its standard deviation equals ``std``
-(scale = std * sqrt((df - 2) / df)). This is how :class:`models.bnn.BayesianNN` reports its
+(scale = std * sqrt((df - 2) / df)). This is how :class:`btdensity.models.bnn.BayesianNN` reports its
 posterior predictive (moment matched), so its ``Prediction`` feeds these functions directly.
 
 * :func:`interval_coverage` -- fraction of targets inside the central intervals at several levels;

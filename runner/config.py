@@ -11,6 +11,7 @@ from btdensity.indicators import WalkForwardSettings
 from btdensity.strategies.broker import BybitBroker, FractionalBarPerc
 from btdensity.strategies.commission import BYBIT_FEES, MARKETS, BybitCommission
 from btdensity.strategies.funding import FundingRates, FundingSource
+from btdensity.strategies.registry import check_params
 
 __all__ = ["BacktestConfig"]
 
@@ -42,6 +43,7 @@ class BacktestConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "walk_forward", WalkForwardSettings.from_mapping(self.walk_forward))
+        check_params(self.strategy, self.params)
         if not self.cash > 0:
             raise ValueError(f"cash must be positive; got {self.cash}")
         if self.market not in MARKETS:

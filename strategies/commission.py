@@ -1,7 +1,7 @@
 """Commission schemes. Crypto trades in fractions of a coin, so sizes are never rounded to whole units.
 
 :class:`BybitCommission` holds Bybit's maker/taker fees for spot and linear perpetuals and, for
-perpetuals, margin at a leverage; :class:`strategies.broker.BybitBroker` tells it which of the two
+perpetuals, margin at a leverage; :class:`btdensity.strategies.broker.BybitBroker` tells it which of the two
 fees a fill pays and settles funding.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ class BybitCommission(bt.CommInfoBase):
     ``market="linear"`` (USDT perpetual): futures-like; opening ``size`` at ``price`` locks the
     initial margin ``|size| * price / leverage`` of cash, gains and losses are settled into cash at
     every bar's close, and the broker value is cash plus the locked margin. Funding is not a
-    commission: :class:`strategies.broker.BybitBroker` settles it.
+    commission: :class:`btdensity.strategies.broker.BybitBroker` settles it.
 
     ``maker`` / ``taker`` (default: Bybit's base tier for the market) are fractions of traded value.
     Which one a fill pays follows the order type: ``Limit`` (and the limit leg of ``StopLimit``) pays

@@ -3,7 +3,7 @@
 Bybit settles funding on linear perpetuals every 8 hours, at 00:00, 08:00 and 16:00 UTC (some
 symbols more often). A settlement's rate is a fraction of the position's notional per interval:
 longs pay ``size * mark price * rate`` when the rate is positive, shorts receive it (and the other
-way round when it is negative). :class:`strategies.broker.BybitBroker` charges the settlements.
+way round when it is negative). :class:`btdensity.strategies.broker.BybitBroker` charges the settlements.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class FundingRates:
 
     Build one with :meth:`constant` (the same rate at every ``interval``-aligned UTC time,
     default 8 h: 00:00, 08:00, 16:00) or :meth:`from_series` (the settlements of
-    ``feeds.fetch_funding_rates``: a frame with a ``funding_rate`` column or a Series, UTC index).
+    ``btdensity.feeds.fetch_funding_rates``: a frame with a ``funding_rate`` column or a Series, UTC index).
     A series charges its own settlement times only; there is nothing to charge outside it.
 
     >>> f = FundingRates.constant(0.0001)

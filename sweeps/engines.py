@@ -2,7 +2,7 @@
 engine-independent loop ``run_trials`` that keeps ``max_parallel`` trials in flight, retries failures and
 hands every finished trial to a callback as soon as it finishes.
 
-Workers receive plain trial descriptions and run :func:`strategies.sweep_trial.run_trial` with one torch
+Workers receive plain trial descriptions and run :func:`btdensity.sweeps.trial.run_trial` with one torch
 thread; fitted models reach other trials through the shared model cache folder, never as pickled modules.
 """
 from __future__ import annotations
@@ -54,8 +54,8 @@ class Engine(Protocol):
 
 
 #: imported once by the fork server, so a worker starts in milliseconds instead of importing these itself
-#: (quantstats alone takes seconds; ``reports.metrics`` imports it on first use)
-_PRELOAD = ["strategies.sweep_trial", "quantstats"]
+#: (quantstats alone takes seconds; ``btdensity.runner.metrics`` imports it on first use)
+_PRELOAD = ["btdensity.sweeps.trial", "quantstats"]
 
 
 class LocalEngine:

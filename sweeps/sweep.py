@@ -2,7 +2,7 @@
 pool or on Ray, resumable, and write ``sweep.csv`` and ``sweep.html``.
 
 Every finished trial is appended to ``results.jsonl`` in the output folder at once (see
-:class:`~strategies.sweep_store.ResultStore`) and ``sweep.csv`` is rewritten atomically, so an interrupted
+:class:`~btdensity.sweeps.store.ResultStore`) and ``sweep.csv`` is rewritten atomically, so an interrupted
 sweep started again with the same grid and folder runs only the trials that have not finished.
 
 Walk-forward optimisation (the grid's ``walk_forward``): on every fold, every candidate is scored on the

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from btdensity.cachedir import cache_root
 from btdensity.feeds.source import load_source, to_utc
 
 from btdensity.runner import BacktestConfig, BacktestResult, backtest, summarize
@@ -82,9 +83,10 @@ def _bars(source: str, timeframe: str | None, since: str | None, until: str | No
 
 
 def load_trial_data(data: Mapping[str, Any], seed: int, cache_dir: str | None = None) -> pd.DataFrame:
-    """The bars of a trial's data spec (kept for reuse in this process; callers must not modify them)."""
+    """The bars of a trial's data spec (kept for reuse in this process; callers must not modify them); downloads
+    are cached in ``cache_dir``, by default :func:`btdensity.cachedir.cache_root`."""
     return _bars(data["source"], data.get("timeframe"), data.get("since"), data.get("until"), data.get("bars"),
-                 int(seed), cache_dir)
+                 int(seed), str(cache_root(cache_dir)))
 
 
 @dataclass

@@ -92,6 +92,12 @@ def test_csv_data_and_resampling(tmp_path):
     (["--until", "2023-01-01", "--since", "2023-02-01"], "is before since"),
     (["--param", "fast"], "--param takes NAME=VALUE"),
     (["--data", "sample.txt"], "is not understood"),
+    (["--strategy", "sma_cros"], "unknown strategy 'sma_cros' (did you mean 'sma_cross'?)"),
+    (["--param", "nosuch=3"], "strategy 'density_gated' has no parameter 'nosuch'; its parameters: alpha, cooldown"),
+    (["--strategy", "sma_cross", "--param", "slwo=3"], "has no parameter 'slwo' (did you mean 'slow'?)"),
+    (["--strategy", "sma_cross", "--param", "fast=abc"], "fast='abc' must be an integer, like its default 20"),
+    (["--param", "enter_z=yes"], "enter_z='yes' must be a number"),
+    (["--param", "long_short=1"], "long_short=1 must be True or False"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, args, message):
     code = run_backtest.main(["--out", str(tmp_path / "o"), "--bars", "300", "--no-plot", *args])
@@ -109,3 +115,23 @@ def test_bad_csv_from_the_shell_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"run_backtest.py: error: {bad}: high < low at row 3 "
                                                 "(2024-01-01 01:00:00+00:00)"]
+
+
+def test_the_cache_folder_rule_holds_for_the_command_line_and_the_library(tmp_path, monkeypatch):
+    """--cache-dir, else $BTDENSITY_CACHE, else ~/.cache/btdensity; fitted models in its models/ subfolder."""
+    from btdensity.indicators.walkforward import FitCache, default_cache_dir
+
+    env = tmp_path / "env-cache"
+    monkeypatch.setenv("BTDENSITY_CACHE", str(env))
+    assert default_cache_dir() == env / "models"
+    run = ["--strategy", "energy_sized", "--bars", "700", "--train-bars", "200", "--retrain-every", "400",
+           "--no-plot", "--quiet"]
+    assert run_backtest.main(run + ["--out", str(tmp_path / "a")]) == 0
+    assert [p.name.split("-")[0] for p in (env / "models").iterdir()] == ["Energy"] * 2   # two windows
+    given = tmp_path / "given"
+    FitCache.forget()   # models fitted in this process are kept in memory too: make the second run fit again
+    assert run_backtest.main(run + ["--out", str(tmp_path / "b"), "--cache-dir", str(given)]) == 0
+    assert len(list((given / "models").iterdir())) == 2
+    monkeypatch.delenv("BTDENSITY_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "btdensity" / "models"

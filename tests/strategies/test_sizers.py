@@ -17,7 +17,7 @@ OPEN = np.r_[CLOSE[0], CLOSE[:-1]]
 
 
 class ScriptedEnergy(bt.Indicator):
-    """The lines of ``indicators.Energy``, replaying ``zscore`` from a scripted array."""
+    """The lines of ``btdensity.indicators.Energy``, replaying ``zscore`` from a scripted array."""
 
     lines = ("energy", "zscore", "pvalue")
     params = (("zscore", ()),)
@@ -27,7 +27,7 @@ class ScriptedEnergy(bt.Indicator):
 
 
 class ScriptedBNN(bt.Indicator):
-    """The lines of ``indicators.BNNUncertainty``, replaying mean / epistemic / aleatoric."""
+    """The lines of ``btdensity.indicators.BNNUncertainty``, replaying mean / epistemic / aleatoric."""
 
     lines = ("mean", "epistemic", "aleatoric", "lower", "upper")
     params = (("mean", ()), ("epistemic", ()), ("aleatoric", ()), ("horizon", 1))
