@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from pathlib import Path
 
 import numpy as np

@@ -15,7 +15,7 @@ from btdensity.reports import DIAGNOSTIC_KEYS, diagnostic_figures, write_diagnos
 from btdensity.reports.diagnostics import PANELS
 from btdensity.reports.diagnostics_stats import (RELIABILITY_LEVELS, bnn_reliability, decile_table, entry_bars, reliability,
                                        score_skill)
-from btdensity.runner import BacktestConfig, backtest, indicator_lines
+from btdensity.runner import BacktestConfig, backtest
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

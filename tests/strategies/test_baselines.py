@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from btdensity.feeds import synthetic_market
-from btdensity.runner import BacktestConfig, backtest, indicator_lines
+from btdensity.runner import BacktestConfig, backtest
 
 
 def frame_from_closes(closes, opens=None):
