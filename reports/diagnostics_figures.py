@@ -81,7 +81,9 @@ def _shade(ax, edges: np.ndarray, labels: np.ndarray, colors: dict[float, str], 
 def _date_axis(ax) -> None:
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator(maxticks=10)
+    # minticks=3: with the default 5, spans of about 4.5 years (and a few others) fall between the yearly and
+    # monthly choices and matplotlib warns that it could not pick an interval
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=10)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 

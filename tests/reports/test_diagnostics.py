@@ -318,3 +318,22 @@ def test_model_report_writes_the_page_and_the_figures(model_report):
         assert math.isfinite(summary[key]), key
     table = decile_table(lines, res.trades)
     assert table["trades"].sum() + table.attrs["unassigned"] == summary["n_trades"]
+
+
+@pytest.mark.parametrize("days", [0.05, 0.5, 2, 3, 10, 45, 100, 400, 1000, 1400, 1640, 1650, 1660, 1700, 1800, 3000, 8000])
+def test_date_axis_picks_an_interval_for_any_span(days):
+    """matplotlib warned 'AutoDateLocator was unable to pick an appropriate interval' on spans near 4.5 years."""
+    import warnings
+
+    from btdensity.reports.diagnostics_figures import _date_axis, _pyplot
+
+    plt = _pyplot()
+    start = pd.Timestamp("2018-01-01")
+    fig, ax = plt.subplots()
+    ax.plot([start, start + pd.Timedelta(days=days)], [0.0, 1.0])
+    _date_axis(ax)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.canvas.draw()
+    plt.close(fig)
+    assert [str(w.message) for w in caught] == []
