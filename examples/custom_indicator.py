@@ -8,7 +8,8 @@ from it and the ``pvalue`` of that distance against the held-out tail (share of 
 On data like the training window the p-values are uniform: about 5 % of bars fall below 0.05.
 
 A model class needs what the base calls: ``fit(X, X_val=...)``, ``double()`` (evaluate in float64),
-``save(path)`` and the classmethod ``load(path)`` (the cache). Run it (a few seconds)::
+``save(path, meta=...)`` and the classmethod ``load(path)`` that gives ``meta`` back as ``meta_`` (the cache checks
+it: a file with another key or version is fitted again). Run it (a few seconds)::
 
     python examples/custom_indicator.py
 """
@@ -29,6 +30,7 @@ class GaussianModel:
     def __init__(self, n_features, shrinkage=0.05):
         self.n_features, self.shrinkage = n_features, shrinkage
         self.mean = self.precision = None
+        self.meta_ = {}
 
     def fit(self, X, X_val=None):
         self.mean = X.mean(axis=0)
@@ -44,9 +46,9 @@ class GaussianModel:
     def double(self):
         return self            # numpy evaluates in float64 already
 
-    def save(self, path):
+    def save(self, path, meta=None):
         state = {"n_features": self.n_features, "shrinkage": self.shrinkage, "mean": self.mean.tolist(),
-                 "precision": self.precision.tolist()}
+                 "precision": self.precision.tolist(), "meta": meta or {}}
         with atomic_path(path) as tmp:         # never half a file under the final name
             tmp.write_text(json.dumps(state))
 
@@ -55,6 +57,7 @@ class GaussianModel:
         state = json.loads(Path(path).read_text())
         model = cls(state["n_features"], state["shrinkage"])
         model.mean, model.precision = np.array(state["mean"]), np.array(state["precision"])
+        model.meta_ = state["meta"]
         return model
 
 

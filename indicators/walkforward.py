@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from btdensity import __version__
 from btdensity.cachedir import model_cache_dir
 from btdensity.labels import forward_log_returns
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FitCache", "WalkForwardSpec", "default_cache_dir", "forward_log_returns", "spec_config"]
 
@@ -83,20 +87,14 @@ def default_cache_dir() -> Path:
     return model_cache_dir()
 
 
-def _package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("btdensity")
-    except Exception:  # not installed (running from a checkout)
-        return "dev"
-
-
 @dataclass
 class FitCache:
     """Fitted models on disk, keyed by a hash of (model, config, training rows, package version).
 
-    ``cache_dir=None`` keeps nothing on disk. Files are written atomically by the models' ``save``.
+    ``cache_dir=None`` keeps nothing on disk. Files are written atomically by the models' ``save``, with the key
+    and the package version inside (``save(path, meta=...)``; ``load`` gives them back as ``meta_``): a file whose
+    key or version is not the one asked for (copied over another, left by another version), or that cannot be
+    read, is fitted again and overwritten, with one warning naming the file and the reason.
     Models this process has fitted or loaded are also kept in memory (``MEMORY_ITEMS`` of them, least
     recently used dropped first) together with their calibration state, so a second backtest in the same
     process (sweeps, notebooks) neither reloads nor recalibrates. ``fits`` and ``hits`` count what happened.
@@ -105,7 +103,7 @@ class FitCache:
     cache_dir: Path | None
     fits: int = 0
     hits: int = 0
-    _version: str = field(default_factory=_package_version)
+    _version: str = __version__
 
     MEMORY_ITEMS: ClassVar[int] = 256
     _memory: ClassVar[OrderedDict[str, tuple[Any, Any]]] = OrderedDict()
@@ -129,18 +127,24 @@ class FitCache:
             self.hits += 1
             return memory[key]
         path = None if self.cache_dir is None else Path(self.cache_dir) / f"{label}-{key}.pt"
+        meta = {"key": key, "version": self._version}
         model = None
         if path is not None and path.exists():
             try:
                 model = load(path)
+                found = getattr(model, "meta_", {})
+                if found != meta:
+                    raise ValueError(f"it holds the model of key {found.get('key')} (version {found.get('version')})")
                 self.hits += 1
-            except Exception:  # unreadable (truncated, older format): refit and overwrite
+            except Exception as exc:  # unreadable, truncated, another key's or version's model: refit, overwrite
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                log.warning("model cache file %s is not usable (%s); fitting the model again", path, reason)
                 model = None
         if model is None:
             model = fit()
             self.fits += 1
             if path is not None:
-                model.save(path)
+                model.save(path, meta=meta)
         memory[key] = (model, calibrate(model))
         while len(memory) > self.MEMORY_ITEMS:
             memory.popitem(last=False)

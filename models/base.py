@@ -50,6 +50,7 @@ class BaseModel:
         self.module: nn.Module | None = None
         self.dtype = torch.float32     # of evaluation; fits always run in float32
         self.history_: list[dict[str, float]] = []
+        self.meta_: dict[str, Any] = {}   # what the checkpoint it was loaded from said of itself
         self.best_epoch_: int | None = None
 
     # ----------------------------------------------------------------- subclass hooks
@@ -218,11 +219,13 @@ class BaseModel:
         return {}
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike) -> None:
-        """Write one checkpoint file atomically: config (JSON), scaler, state dict, extra state, history."""
+    def save(self, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
+        """Write one checkpoint file atomically: config (JSON), scaler, state dict, extra state, history, and
+        ``meta`` (JSON values the reader can check: :meth:`load` gives them back as ``meta_``)."""
         self._require_fitted()
         write_checkpoint(path, Checkpoint(type(self).__name__, self.get_config(), self.scaler.state(),
-                                          self.module.state_dict(), self._extra_state(), self.history_))
+                                          self.module.state_dict(), self._extra_state(), self.history_,
+                                          dict(meta or {})))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "BaseModel":
@@ -237,4 +240,5 @@ class BaseModel:
         model.module.eval()
         model._load_extra_state({k: v.to(model.device) for k, v in ckpt.extra.items()})
         model.history_ = ckpt.history
+        model.meta_ = ckpt.meta
         return model

@@ -135,3 +135,25 @@ def test_the_cache_folder_rule_holds_for_the_command_line_and_the_library(tmp_pa
     monkeypatch.delenv("BTDENSITY_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "btdensity" / "models"
+
+
+def test_a_damaged_model_file_is_refitted_with_one_warning_that_quiet_hides(tmp_path, caplog):
+    import warnings
+
+    from btdensity.indicators.walkforward import FitCache
+
+    run = ["--strategy", "energy_sized", "--bars", "500", "--train-bars", "200", "--retrain-every", "1000",
+           "--no-plot", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    assert run_backtest.main(run + ["--quiet"]) == 0
+    [model_file] = (tmp_path / "cache" / "models").iterdir()
+    for quiet, expected in ((False, 1), (True, 0)):
+        model_file.write_bytes(model_file.read_bytes()[:300])       # truncated by a crash
+        FitCache.forget()
+        caplog.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert run_backtest.main(run + (["--quiet"] if quiet else [])) == 0
+        messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(messages) == expected and all(model_file.name in m and "fitting the model again" in m
+                                                 for m in messages)
+        assert not [w for w in caught if "torch" in str(w.filename)]
