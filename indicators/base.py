@@ -13,10 +13,18 @@ A bar's value never depends on how many bars follow it (truncation invariance, e
 every window in batches of one fixed shape, padded at the end of the data. The two paths evaluate the same
 models on the same feature values in batches of different shapes, in float64: they agree to ~1e-14 (mode
 parity).
+
+A bad bar never aborts a run. Features are finite on any valid OHLCV data (see ``features.py``); a bar that is
+not valid (a NaN, a non-positive price, a negative volume: what ``validate_ohlcv`` rejects, but a frame or a live
+feed can still hold) makes the rows whose feature windows hold it non-finite. Such a row has NaN lines (both
+paths), and training windows leave it out; a window left with fewer than half of its fit rows or of its
+calibration rows is not fitted, and the bars it serves are NaN. The first such row logs one warning per
+indicator.
 """
 from __future__ import annotations
 
 import json
+import logging
 from array import array
 from collections import OrderedDict
 from pathlib import Path
@@ -30,6 +38,8 @@ from .features import DEFAULT_FEATURES, lookback, market_features
 from .walkforward import FitCache, WalkForwardSpec, default_cache_dir, forward_log_returns, spec_config
 
 __all__ = ["WalkForwardIndicator"]
+
+log = logging.getLogger(__name__)
 
 _OHLCV = ("open", "high", "low", "close", "volume")
 #: feature arrays kept per data feed (the indicators of one feed share them; see ``_features``)
@@ -105,6 +115,7 @@ class WalkForwardIndicator(bt.Indicator):
         self._model: Any = None
         self._state: Any = None
         self._once_done = False
+        self._warned = False        # about rows with non-finite features (one warning per indicator)
 
     @property
     def n_fits(self) -> int:
@@ -121,17 +132,34 @@ class WalkForwardIndicator(bt.Indicator):
         """Further settings that change a fit (e.g. the model family); part of the cache key."""
         return {}
 
+    def _warn_bad_rows(self, bar: int) -> None:
+        """Log, once per indicator, that rows from ``bar`` on have non-finite features (bad bars in the data)."""
+        if not self._warned:
+            self._warned = True
+            log.warning("%s: bar %d has non-finite features or labels (NaN, non-positive price or negative "
+                        "volume in the data?); such bars get NaN values and training windows leave them out "
+                        "(not reported again)", type(self).__name__, bar)
+
+    def _finite_rows(self, X: np.ndarray, y: np.ndarray | None, rows: range) -> tuple[np.ndarray, np.ndarray | None]:
+        """The rows ``rows`` of ``X`` and ``y`` whose features and label are all finite."""
+        Xp = X[rows.start:rows.stop]
+        yp = None if y is None else y[rows.start:rows.stop]
+        ok = np.isfinite(Xp).all(axis=1)
+        if yp is not None:
+            ok &= np.isfinite(yp.reshape(len(yp), -1)).all(axis=1)
+        if ok.all():
+            return Xp, yp
+        self._warn_bad_rows(rows.start + int(np.argmin(ok)))
+        return Xp[ok], None if yp is None else yp[ok]
+
     def _window_model(self, k: int, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
+        """The fitted ``k``-th model and its calibration state; ``(None, None)`` when bad bars left fewer than
+        half of the window's fit rows or calibration rows."""
         fit_rows, val_rows = self.spec.training_rows(k)
-        Xf, Xv = X[fit_rows.start:fit_rows.stop], X[val_rows.start:val_rows.stop]
-        yf = yv = None
-        if y is not None:
-            yf, yv = y[fit_rows.start:fit_rows.stop], y[val_rows.start:val_rows.stop]
+        (Xf, yf), (Xv, yv) = self._finite_rows(X, y, fit_rows), self._finite_rows(X, y, val_rows)
+        if 2 * len(Xf) < len(fit_rows) or 2 * len(Xv) < len(val_rows):
+            return None, None
         arrays = [Xf, Xv] + ([yf, yv] if y is not None else [])
-        for name, arr in zip(("X", "X_val", "y", "y_val"), arrays):
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{type(self).__name__}: non-finite {name} in the training window of fit {k} "
-                                 "(bad bars in the data?)")
         key = self.cache.key(self._config(), *arrays)
         cls = self.model_class()
 
@@ -159,7 +187,10 @@ class WalkForwardIndicator(bt.Indicator):
             self.data._btdensity_features = memo
         X = memo.get(key)
         if X is None:
-            X = market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec)
+            # invalid bars (non-positive price, negative volume) become NaN: their rows are non-finite, not an error
+            valid = [np.where(arrays[name] >= 0 if name == "volume" else arrays[name] > 0, arrays[name], np.nan)
+                     for name in _OHLCV]
+            X = market_features(*valid, spec=self.feature_spec)
             X.flags.writeable = False
             memo[key] = X
             while len(memo) > _FEATURE_MEMO_ITEMS:
@@ -198,18 +229,24 @@ class WalkForwardIndicator(bt.Indicator):
         for k in windows:
             model, state = self._window_model(k, X, y)
             bars = self.spec.served(k, n)
-            out[bars.start:bars.stop] = self._evaluate_window(model, state, X[bars.start:bars.stop])
+            if model is not None:
+                out[bars.start:bars.stop] = self._evaluate_window(model, state, X[bars.start:bars.stop], bars.start)
         for j in range(self.size()):
             self.lines[j].array[0:n] = array("d", out[:, j])
 
-    def _evaluate_window(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
-        """All bars a window serves (``X`` starts at its first bar), in batches of ``min(retrain_every,
-        MAX_BATCH)`` rows, the last one padded with copies of its last row.
+    def _evaluate_window(self, model: Any, state: Any, X: np.ndarray, first_bar: int = 0) -> np.ndarray:
+        """All bars a window serves (``X`` starts at its first bar, ``first_bar``), in batches of
+        ``min(retrain_every, MAX_BATCH)`` rows, the last one padded with copies of its last row.
 
         Kernels round differently for different batch shapes, but a row's result inside a batch of a fixed
         shape does not depend on the other rows: with every batch of the same shape, a bar's value is the
-        same number wherever the data ends (truncation invariance).
+        same number wherever the data ends (truncation invariance). A row with a non-finite feature goes in
+        as zeros (the models reject NaN) and comes out NaN.
         """
+        ok = np.isfinite(X).all(axis=1)
+        if not ok.all():
+            self._warn_bad_rows(first_bar + int(np.argmin(ok)))
+            X = np.where(ok[:, None], X, 0.0)
         size = min(self.spec.retrain_every, MAX_BATCH)
         out = []
         for i in range(0, X.shape[0], size):
@@ -218,7 +255,9 @@ class WalkForwardIndicator(bt.Indicator):
             if m < size:
                 rows = np.concatenate([rows, np.repeat(rows[-1:], size - m, axis=0)])
             out.append(self.evaluate(model, state, rows)[:m])
-        return np.concatenate(out) if out else np.empty((0, self.size()))
+        values = np.concatenate(out) if out else np.empty((0, self.size()))
+        values[~ok] = np.nan
+        return values
 
     # ------------------------------------------------------------------ bar by bar
     def nextstart(self) -> None:
@@ -236,7 +275,12 @@ class WalkForwardIndicator(bt.Indicator):
             self._model, self._state = self._window_model(k, X, y)
             self._k = k
         row = self._features(self._history(self.spec.first_row + 1), bar)[-1:]
-        values = self.evaluate(self._model, self._state, row)[0]
+        if self._model is not None and np.isfinite(row).all():
+            values = self.evaluate(self._model, self._state, row)[0]
+        else:
+            if self._model is not None:
+                self._warn_bad_rows(bar)
+            values = np.full(self.size(), np.nan)
         for j in range(self.size()):
             self.lines[j][0] = float(values[j])
 

@@ -19,6 +19,35 @@ Features (windows in bars):
 ``range_pos``    position of the close in the 24-bar high-low range (0 = at the low, 1 = at the high)
 ``rsi_14``       RSI-like ratio: gains over absolute changes of the last 14 closes, in [0, 1]
 ===============  ==============================================================================
+
+Degenerate bars. Real minute bars have flat stretches (identical closes, zero volume, high == low for hours),
+where a volatility, a range or a volume spread is exactly 0. Every feature is finite there, on any valid OHLCV
+data (positive prices, high >= low, volume >= 0), by these definitions:
+
+- a volatility or a standard deviation in a denominator is floored at ``SCALE_FLOOR`` (1e-8): ``ret_z``,
+  ``range_z`` and ``volume_z`` divide by ``max(std, SCALE_FLOOR)`` and ``vol_ratio`` is the log of
+  ``max(vol_6, SCALE_FLOOR) / max(vol_48, SCALE_FLOOR)``. So a bar that does not move in a flat window has
+  ``ret_z = range_z = 0``; ``vol_ratio`` is 0 on a flat 48-bar window and ``log(SCALE_FLOOR / vol_48)`` (large
+  negative) when only the last 6 bars are flat; ``volume_z`` is 0 when the volume stays what it was for 48 bars
+  (exactly for zero volume, within 1e-6 for another: the rounding of the window's mean); the first move after a
+  flat stretch has ``ret_z = ret_1 / SCALE_FLOOR`` bounded to ``±Z_BOUND`` (1e3: no market that traded in its
+  window moves a thousand of its standard deviations in one bar; the bound keeps such a bar from reaching the
+  models as a 1e5-sigma input). The floor is continuous:
+  a nearly flat window (volatility below the floor) gives the same values as an exactly flat one, and a
+  window just above it gives nearby values. Returns are log returns, so the floor is relative to the price
+  scale (the same for prices of 1e-8 and of 1e8). It sits far above the rounding of log prices (~1e-14) and
+  below the volatility of any window in which the price moved by 7e-8 of itself or more (one move of 1e-7 in
+  48 bars gives 1.4e-8; a tick of BTC/USDT at 100,000 is 1e-7 of the price): it does not change the features
+  of ordinary data, and it is about the largest floor that does not, which keeps the first move after a flat
+  stretch as little extreme as the definition allows (a 0.1 % move: ``ret_z`` = 1e5);
+- ``range_pos`` is 0.5 (the middle) when the 24-bar high equals the low: the close is then at both ends, and
+  no value is continuous there (a nearly flat range can put the close anywhere in [0, 1]);
+- ``rsi_14`` is 0.5 when the last 14 closes did not change (no gains, no losses);
+- ``volume_z`` takes ``log1p(volume)``: zero volume is 0, not ``-inf``;
+- ``ret_*`` and ``vol_24`` need no rule: they are 0 on a flat stretch.
+
+A bar with a missing (NaN) value gives NaN features for the rows whose windows hold it; the indicators turn
+such rows into NaN lines without aborting (see ``WalkForwardIndicator``).
 """
 from __future__ import annotations
 
@@ -26,7 +55,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "lookback", "market_features"]
+__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "SCALE_FLOOR", "Z_BOUND", "lookback", "market_features"]
+
+#: floor of a volatility or standard deviation that divides (see "Degenerate bars" above)
+SCALE_FLOOR = 1e-8
+#: bound of the z-scores (``ret_z``, ``range_z``, ``volume_z``): far beyond any move of a market that traded in
+#: its window, it keeps the first move after a flat stretch from reaching the models as a 1e5-sigma input
+Z_BOUND = 1e3
 
 
 def _windows(x: np.ndarray, window: int) -> np.ndarray:
@@ -63,6 +98,16 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.full(np.shape(a), np.nan), where=b != 0)
 
 
+def _floored(scale: np.ndarray) -> np.ndarray:
+    """A volatility or standard deviation to divide by: ``max(scale, SCALE_FLOOR)`` (NaN stays NaN)."""
+    return np.maximum(scale, SCALE_FLOOR)
+
+
+def _zscore(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``x / max(scale, SCALE_FLOOR)`` bounded to ``[-Z_BOUND, Z_BOUND]`` (NaN stays NaN)."""
+    return np.clip(x / _floored(scale), -Z_BOUND, Z_BOUND)
+
+
 def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
     logc = np.log(c)
     r1 = np.concatenate(([np.nan], np.diff(logc)))
@@ -79,31 +124,33 @@ def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
     def volume_z() -> np.ndarray:
         mean = _lag(_rolling(logv, 48, lambda w: w.sum(axis=-1) / w.shape[-1]), 1)
         std = _lag(_rolling(logv, 48, _std), 1)
-        return _safe_div(logv - mean, std)
+        return _zscore(logv - mean, std)              # 48 bars of one volume: ~0 if it stays, extreme if not
 
     def range_pos() -> np.ndarray:
         hi = _rolling(h, 24, lambda w: w.max(axis=-1))
         lo = _rolling(l, 24, lambda w: w.min(axis=-1))
-        return _safe_div(c - lo, hi - lo)
+        out = _safe_div(c - lo, hi - lo)
+        out[hi == lo] = 0.5                           # a flat range: the close is at both ends
+        return out
 
     def rsi() -> np.ndarray:
         d = np.r_[np.nan, np.diff(c)]
         gains = _rolling(np.maximum(d, 0.0), 14, lambda w: w.sum(axis=-1))
         moves = _rolling(np.abs(d), 14, lambda w: w.sum(axis=-1))
         out = _safe_div(gains, moves)
-        out[(moves == 0) & np.isfinite(moves)] = 0.5
+        out[(moves == 0) & np.isfinite(moves)] = 0.5   # no change in 14 closes
         return out
 
     # name -> (lookback in bars: the feature of bar t needs bars t - lookback .. t, computation)
     return {
         "ret_1": (1, lambda: r1),
-        "ret_z": (25, lambda: _safe_div(r1, prev_vol24())),
+        "ret_z": (25, lambda: _zscore(r1, prev_vol24())),
         "ret_4": (4, lambda: logc - _lag(logc, 4)),
         "ret_24": (24, lambda: logc - _lag(logc, 24)),
         "vol_24": (24, vol24),
-        "vol_ratio": (48, lambda: np.log(_safe_div(_rolling(r1, 6, _std), _rolling(r1, 48, _std)))),
+        "vol_ratio": (48, lambda: np.log(_floored(_rolling(r1, 6, _std)) / _floored(_rolling(r1, 48, _std)))),
         "volume_z": (48, volume_z),
-        "range_z": (25, lambda: _safe_div(np.log(h / l), prev_vol24())),
+        "range_z": (25, lambda: _zscore(np.log(h / l), prev_vol24())),
         "range_pos": (23, range_pos),
         "rsi_14": (14, rsi),
     }
@@ -152,7 +199,7 @@ def market_features(open: np.ndarray, high: np.ndarray, low: np.ndarray, close: 
     if any(a.ndim != 1 or a.shape[0] != n for a in arrays):
         raise ValueError("open, high, low, close and volume must be 1-D arrays of the same length; got shapes "
                          f"{[a.shape for a in arrays]}")
-    if (arrays[3] <= 0).any() or (arrays[2] <= 0).any():
+    if (arrays[3] <= 0).any() or (arrays[2] <= 0).any() or (arrays[1] <= 0).any():
         raise ValueError("prices must be positive to take log returns")
     out = np.empty((n, len(spec)))
     if n:

@@ -1,9 +1,10 @@
-"""market_features: known values, causality, exact agreement of full and trailing-window computation."""
+"""market_features: known values, causality, exact agreement of full and trailing-window computation, and finite,
+defined values on degenerate bars (flat stretches, zero volume, high == low, tiny and huge prices)."""
 import numpy as np
 import pytest
 
 from btdensity.feeds import synthetic_market
-from btdensity.indicators.features import ALL_FEATURES, lookback, market_features
+from btdensity.indicators.features import ALL_FEATURES, SCALE_FLOOR, Z_BOUND, lookback, market_features
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +60,133 @@ def test_bad_input():
         market_features(ones, ones, ones, ones[:5], ones)
     with pytest.raises(ValueError, match="positive"):
         market_features(ones, ones, ones, -ones, ones)
+    with pytest.raises(ValueError, match="positive"):
+        market_features(ones, 0 * ones, ones, ones, ones)      # log(high / low) needs a positive high too
+
+
+# ---------------------------------------------------------------- degenerate bars: flat markets, zero volume
+FLAT_SPANS = ((200, 60), (600, 180), (1000, 60))        # (first bar, bars): flat hours of a minute market
+
+
+def with_flat_hours(df, spans=FLAT_SPANS):
+    """``df`` with each span flat: open = high = low = close = the close before it, zero volume."""
+    df = df.copy()
+    for start, length in spans:
+        df.iloc[start:start + length, :4] = df["close"].iloc[start - 1]
+        df.iloc[start:start + length, 4] = 0.0
+    return df
+
+
+def ohlcv(df, scale=1.0):
+    return [df[k].to_numpy() * (scale if k != "volume" else 1.0) for k in ("open", "high", "low", "close", "volume")]
+
+
+def flat_then_spike(n=300, spike=150, price=7.0, jump=0.01):
+    """Constant bars (zero volume, high == low) with one move at bar ``spike``; flat at the new price after it."""
+    c = np.where(np.arange(n) < spike, price, price * np.exp(jump))
+    h, l, v = c.copy(), c.copy(), np.zeros(n)
+    h[spike], l[spike], v[spike] = c[spike] * 1.002, price, 50.0
+    return [c.copy(), h, l, c, v]
+
+
+def tick_rounded():
+    """Close-only bars (open = high = low = close) rounded to a coarse tick: long runs of one price."""
+    c = np.round(synthetic_market(1500, freq="1min", seed=2)["close"].to_numpy() / 25.0) * 25.0
+    return [c, c, c, c, np.full(c.size, 3.0)]
+
+
+DEGENERATE = {
+    "flat_hours": lambda: ohlcv(with_flat_hours(synthetic_market(1500, freq="1min", seed=4))),
+    "constant_for_hours": lambda: [np.full(1500, 42.5)] * 4 + [np.zeros(1500)],
+    "constant_volume": lambda: [np.full(600, 42.5)] * 4 + [np.full(600, 12.0)],
+    "zero_volume": lambda: ohlcv(synthetic_market(1500, freq="1min", seed=4).assign(volume=0.0)),
+    "high_eq_low_eq_open_eq_close": tick_rounded,
+    "spike_after_flat": flat_then_spike,
+    "tiny_prices": lambda: ohlcv(with_flat_hours(synthetic_market(1500, freq="1min", seed=4)), 1e-8 / 2e4),
+    "huge_prices": lambda: ohlcv(with_flat_hours(synthetic_market(1500, freq="1min", seed=4)), 1e8 / 2e4),
+}
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_every_feature_finite_on_degenerate_bars(case):
+    bars = DEGENERATE[case]()
+    X = market_features(*bars, spec=ALL_FEATURES)
+    for j, name in enumerate(ALL_FEATURES):
+        L = lookback((name,))
+        assert np.isnan(X[:L, j]).all(), name
+        assert np.isfinite(X[L:, j]).all(), f"{name}: {np.count_nonzero(~np.isfinite(X[L:, j]))} non-finite"
+
+
+def test_flat_window_values():
+    """The degenerate cases as defined in features.py, exactly: a flat window has no return, no volatility, a
+    volume like the last 48 and the close in the middle of its range."""
+    want = {"ret_1": 0.0, "ret_z": 0.0, "ret_4": 0.0, "ret_24": 0.0, "vol_24": 0.0, "vol_ratio": 0.0,
+            "volume_z": 0.0, "range_z": 0.0, "range_pos": 0.5, "rsi_14": 0.5}
+    L = lookback(ALL_FEATURES)
+    for price in (1e-8, 42.5, 1e8):
+        X = market_features(*[np.full(200, price)] * 4, np.zeros(200), spec=ALL_FEATURES)
+        got = {name: set(X[L:, j].tolist()) for j, name in enumerate(ALL_FEATURES)}
+        assert got == {name: {value} for name, value in want.items()}, price
+    # one nonzero volume for 48 bars: volume_z is 0 up to the rounding of the window's mean (a few ulp / 1e-8)
+    for volume in np.random.default_rng(0).uniform(0.0, 1e4, 50):
+        X = market_features(*[np.full(60, 42.5)] * 4, np.full(60, volume), spec=ALL_FEATURES)
+        assert (np.abs(X[L:, ALL_FEATURES.index("volume_z")]) < 1e-6).all()
+        assert (X[L:, ALL_FEATURES.index("vol_ratio")] == 0.0).all()
+
+
+def test_first_move_after_a_flat_stretch():
+    """A move out of a flat window: its z-scores are the move over SCALE_FLOOR, bounded at Z_BOUND."""
+    t = 150
+    o, h, l, c, v = flat_then_spike(spike=t)
+    col = dict(zip(ALL_FEATURES, market_features(o, h, l, c, v, spec=ALL_FEATURES).T))
+    r = np.log(c[t]) - np.log(c[t - 1])
+    assert SCALE_FLOOR == 1e-8 and Z_BOUND == 1e3
+    assert r / SCALE_FLOOR > Z_BOUND and col["ret_z"][t] == Z_BOUND          # extreme, finite, bounded
+    assert col["range_z"][t] == Z_BOUND and col["volume_z"][t] == Z_BOUND  # after 48 bars of zero volume
+    down = flat_then_spike(spike=t)
+    down[3][t] = down[2][t] = down[3][t - 1] * 0.99                           # the same move, downwards
+    assert market_features(*down, spec=("ret_z",))[t, 0] == -Z_BOUND
+    np.testing.assert_allclose(col["vol_ratio"][t], 0.5 * np.log(8.0))   # std of one move in 6 vs in 48 bars
+    assert col["range_pos"][t] == (c[t] - l[t]) / (h[t] - l[t]) and col["rsi_14"][t] == 1.0
+    # flat again: the move leaves the 6-bar window first, then the 48-bar one
+    assert col["ret_z"][t + 1] == 0.0 and col["range_z"][t + 1] == 0.0
+    np.testing.assert_allclose(col["vol_ratio"][t + 6:t + 48], np.log(SCALE_FLOOR * np.sqrt(48.0) / r))
+    assert (col["vol_ratio"][t + 48:] == 0.0).all() and (col["range_pos"][t + 24:] == 0.5).all()
+    assert (col["rsi_14"][t + 14:] == 0.5).all() and (col["volume_z"][t + 49:] == 0.0).all()
+
+
+def test_nearly_flat_is_near_exactly_flat():
+    """Continuity at the floor: moves far below SCALE_FLOOR give the values of an exactly flat window."""
+    flat = flat_then_spike(spike=150)
+    wiggle = [a.copy() for a in flat]
+    noise = 1.0 + 1e-11 * np.sin(np.arange(300.0))                   # volatility ~1e-11, below the floor
+    for a in wiggle[:4]:
+        a[:150] *= noise[:150]
+    wiggle[1][:150] = np.maximum(wiggle[0], wiggle[3])[:150]
+    wiggle[2][:150] = np.minimum(wiggle[0], wiggle[3])[:150]
+    L = lookback(ALL_FEATURES)
+    a = market_features(*flat, spec=ALL_FEATURES)[L:]
+    b = market_features(*wiggle, spec=ALL_FEATURES)[L:]
+    assert np.isfinite(a).all() and np.isfinite(b).all()
+    cols = [ALL_FEATURES.index(n) for n in ("ret_z", "vol_ratio", "range_z", "volume_z")]   # the floored ones
+    np.testing.assert_allclose(b[:, cols], a[:, cols], rtol=1e-6, atol=1e-2)
+
+
+@pytest.mark.parametrize("scale", [1e-8 / 2e4, 1e8 / 2e4], ids=["tiny", "huge"])
+def test_price_scale_does_not_change_features(scale):
+    df = with_flat_hours(synthetic_market(1500, freq="1min", seed=4))
+    base = market_features(*ohlcv(df), spec=ALL_FEATURES)
+    scaled = market_features(*ohlcv(df, scale), spec=ALL_FEATURES)
+    assert np.isfinite(scaled[lookback(ALL_FEATURES):]).all()
+    np.testing.assert_allclose(scaled, base, rtol=1e-6, atol=1e-9)
+
+
+def test_window_exact_on_flat_hours():
+    """Truncation invariance stays exact through flat stretches (what the bar-by-bar path relies on)."""
+    bars = ohlcv(with_flat_hours(synthetic_market(1500, freq="1min", seed=4)))
+    full = market_features(*bars, spec=ALL_FEATURES)
+    L = lookback(ALL_FEATURES)
+    bars_in_and_after_flats = [t for s, n in FLAT_SPANS for t in range(s, s + n + L + 2, 3)]
+    for t in bars_in_and_after_flats:
+        window = market_features(*(a[t - L:t + 1] for a in bars), spec=ALL_FEATURES)[-1]
+        assert np.isfinite(window).all() and np.array_equal(window, full[t]), t
