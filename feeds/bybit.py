@@ -3,7 +3,9 @@
 Pages are fixed time windows of at most ``limit`` bars (``since`` plus ``until`` on every request),
 so a page is complete whatever order or subset of a window the exchange would return first. Only
 closed candles are kept (the one in progress at the exchange's clock is dropped), duplicates are
-removed, rows are sorted, and gaps are reported in ``df.attrs["gaps"]``.
+removed, rows are sorted, and gaps are reported in ``df.attrs["gaps"]``. A window that comes back
+empty or short is asked again (:mod:`feeds.complete`); candles the exchange still lacks are logged
+and left out of the cache's coverage, so the next run asks for them again.
 
 The API base URL can be overridden with the environment variable ``BTDENSITY_BYBIT_URL``
 (testnets, proxies, tests).
@@ -22,6 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .cache import SeriesCache, SeriesStore, cache_path
+from .complete import Span, fill, format_ms
 from .ohlcv import OHLCV_COLUMNS, DataError, validate_ohlcv
 from .retry import RetryPolicy, call_with_retry
 
@@ -102,6 +105,7 @@ class CandleSource:
     timeframe: str
     step_ms: int
     retry: RetryPolicy
+    unit = "candles"
 
     @classmethod
     def open(cls, symbol: str, timeframe: str, category: str | None = None,
@@ -118,6 +122,11 @@ class CandleSource:
         """The market's ccxt symbol."""
         return self.market["symbol"]
 
+    @property
+    def name(self) -> str:
+        """The series in messages: ``bybit kline BTC/USDT:USDT 1h``."""
+        return f"{self.exchange.id} kline {self.symbol} {self.timeframe}"
+
     def server_time(self) -> int:
         """The exchange's clock in epoch milliseconds."""
         return server_time(self.exchange, self.retry)
@@ -133,8 +142,7 @@ class CandleSource:
         base = start - start % self.step_ms  # ccxt rounds ``since`` up to the grid: never past ``start``
         if end - base > MAX_LIMIT * self.step_ms:
             raise ValueError(f"page [{start}, {end}) is longer than {MAX_LIMIT} bars")
-        what = (f"{self.exchange.id} kline {self.symbol} {self.timeframe} "
-                f"{format_ms(start)} .. {format_ms(end)}")
+        what = f"{self.name} {format_ms(start)} .. {format_ms(end)}"
 
         def call() -> list:
             # the exchange gets limit=MAX_LIMIT (params win); ccxt trims the parsed reply to its own
@@ -153,13 +161,37 @@ class CandleSource:
         keep = np.r_[arr[1:, 0] != arr[:-1, 0], True] if len(arr) else np.zeros(0, dtype=bool)
         return arr[keep]
 
-    def pages(self, start: int, end: int) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(window_start, window_end, candles)`` for consecutive windows covering ``[start, end)``."""
+    def windows(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Consecutive windows of at most ``MAX_LIMIT`` bars covering ``[start, end)``."""
         cursor = start
         while cursor < end:
             stop = min(end, cursor - cursor % self.step_ms + MAX_LIMIT * self.step_ms)
-            yield cursor, stop, self.page(cursor, stop)
+            yield cursor, stop
             cursor = stop
+
+    def fetch(self, start: int, end: int) -> pd.DataFrame:
+        """:meth:`page` as a frame of ``ts`` and OHLCV columns (:func:`feeds.complete.complete` asks it)."""
+        return candles_to_frame(self.page(start, end))
+
+    def lacking(self, start: int, end: int, ts: np.ndarray) -> list[tuple[int, int]]:
+        """Runs of candle open times in ``[start, end)`` missing from ``ts``. Every window asked for ends at
+        the exchange's clock or before, so each of them is a closed candle the exchange should have."""
+        step = self.step_ms
+        grid = np.arange(start + (-start % step), end, step, dtype=np.int64)
+        miss = grid[~np.isin(grid, ts)]
+        if not len(miss):
+            return []
+        cut = np.flatnonzero(np.diff(miss) != step)
+        firsts, lasts = np.r_[miss[0], miss[cut + 1]], np.r_[miss[cut], miss[-1]]
+        return [(int(a), int(min(b + step, end))) for a, b in zip(firsts, lasts)]
+
+    def has_before(self, t: int) -> bool:
+        """Whether the exchange has a candle opened before ``t`` (one request for the latest one)."""
+        def call() -> list:
+            return self.exchange.fetch_ohlcv(self.symbol, self.timeframe, limit=1, params={"until": t - 1})
+
+        rows = request(self.exchange, call, f"{self.name} before {format_ms(t)}", self.retry)
+        return any(row[0] is not None and row[0] < t for row in rows)
 
 
 def timeframe_ms(exchange: ccxt.Exchange, timeframe: str) -> int:
@@ -231,11 +263,6 @@ def request(exchange: ccxt.Exchange, fn: Callable[[], T], what: str, retry: Retr
     return call_with_retry(verified, what, retry)
 
 
-def format_ms(ms: int) -> str:
-    """Epoch milliseconds as a short ISO 8601 UTC string (for messages)."""
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%MZ")
-
-
 def candles_to_frame(arr: np.ndarray) -> pd.DataFrame:
     """An ``(n, 6)`` candle array as a cache frame (``ts`` + OHLCV columns)."""
     frame = pd.DataFrame(arr[:, 1:], columns=list(OHLCV_COLUMNS))
@@ -260,9 +287,11 @@ def fetch_bybit(symbol: str, timeframe: str, since: object, until: object = None
     ``category`` is ``"linear"``, ``"spot"`` or ``"inverse"`` (default: inferred from the symbol).
     With ``cache_dir`` bars are cached in Parquet: only ranges not yet downloaded are requested, a
     fully cached range with an explicit ``until`` makes no request at all, and an interrupted
-    download keeps what it fetched. Returns the :func:`feeds.load_csv` frame (UTC index, float
-    OHLCV columns, ``attrs["gaps"]``). Raises ValueError for an unknown symbol or timeframe and
-    :class:`feeds.FetchError` when the exchange rejects a request or stays unreachable.
+    download keeps what it fetched. A window that comes back empty or short is asked again; candles
+    the exchange still lacks are logged as a gap and asked for again on the next run. Returns the
+    :func:`feeds.load_csv` frame (UTC index, float OHLCV columns, ``attrs["gaps"]``). Raises ValueError
+    for an unknown symbol or timeframe and :class:`feeds.FetchError` when the exchange rejects a
+    request or stays unreachable.
     """
     category = infer_category(symbol, category)
     exchange = exchange if exchange is not None else bybit_exchange(category)
@@ -282,7 +311,7 @@ def fetch_bybit(symbol: str, timeframe: str, since: object, until: object = None
         total = sum(_bars_in(a, b, step_ms) for a, b in missing)
         with tqdm(total=total, unit="bar", desc=source, leave=False,
                   disable=not progress or total < _PROGRESS_PAGES * MAX_LIMIT) as bar:
-            store.download(_tracked(src, missing, bar))
+            store.download(_tracked(src, store, missing, bar))
     rows = store.rows(lo, hi)
     if rows.empty:
         raise DataError(f"{source}: no closed candles between {format_ms(lo)} and {format_ms(hi - 1)}")
@@ -294,8 +323,7 @@ def _bars_in(start: int, end: int, step_ms: int) -> int:
     return -(-end // step_ms) + (-start // step_ms)
 
 
-def _tracked(src: CandleSource, missing: list[tuple[int, int]], bar: tqdm) -> Iterator[tuple[int, int, pd.DataFrame]]:
-    for lo, hi in missing:
-        for start, end, candles in src.pages(lo, hi):
-            bar.update(_bars_in(start, end, src.step_ms))
-            yield start, end, candles_to_frame(candles)
+def _tracked(src: CandleSource, store: SeriesStore, missing: list[tuple[int, int]], bar: tqdm) -> Iterator[Span]:
+    for span in fill(src, store.frame["ts"].to_numpy(dtype=np.int64), missing, src.windows):
+        bar.update(_bars_in(span.start, span.end, src.step_ms))
+        yield span

@@ -1,9 +1,9 @@
 """Parquet cache of downloaded time series, one file per (exchange, category, symbol, series).
 
 A file holds rows keyed by an int64 millisecond time column ``ts`` plus float columns, and in its
-schema metadata the *coverage*: the time intervals that were fully downloaded (so a stretch the
-exchange has no data for is not fetched again, and one never fetched is). Writes are atomic
-(temporary file in the same directory, fsync, rename). Reads verify Parquet page checksums, the
+schema metadata the *coverage*: the time intervals that were fully downloaded (so a stretch before
+a series' first row is not fetched again, while one never fetched, or one the exchange lacked, is).
+Writes are atomic (temporary file in the same directory, fsync, rename). Reads verify Parquet page checksums, the
 schema, the row count and the rows themselves; a file that fails any check is reported, moved
 aside (``*.corrupt``) and treated as absent, never used.
 """
@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from btdensity.atomic import atomic_path
+
+from .complete import merge_rows
 
 __all__ = ["CacheCorrupt", "Coverage", "SeriesCache", "SeriesStore", "cache_path", "empty_frame"]
 
@@ -177,10 +178,13 @@ class SeriesStore:
         ts = self.frame["ts"].to_numpy(dtype=np.int64)
         return self.frame[(ts >= start) & (ts < end)].reset_index(drop=True)
 
-    def download(self, pages: Iterator[tuple[int, int, pd.DataFrame]]) -> None:
-        """Store every ``(start, end, rows)`` page: ``rows`` are all there is in ``[start, end)``."""
+    def download(self, pages: Iterator[tuple[int, int, pd.DataFrame | None]]) -> None:
+        """Store every ``(start, end, rows)`` page: ``rows`` are all there is in ``[start, end)``; ``rows``
+        None is a gap the exchange lacks (nothing is recorded for it, so a later download asks again)."""
         try:
             for start, end, rows in pages:
+                if rows is None:
+                    continue
                 self._pending.append(rows)
                 self._pending_cov = self._pending_cov.add(start, end)
                 if len(self._pending) >= CHECKPOINT_PAGES:
@@ -200,9 +204,7 @@ class SeriesStore:
         self._pending, self._pending_cov = [], Coverage()
         if len(new):
             self.check(new)  # refused rows are dropped with their coverage
-        merged = pd.concat([self.frame, new], ignore_index=True) if len(self.frame) else new
-        self.frame = (merged.drop_duplicates("ts", keep="last").sort_values("ts", kind="stable")
-                      .reset_index(drop=True))
+        self.frame = merge_rows(self.frame, new)
         for lo, hi in covered.intervals:
             self.coverage = self.coverage.add(lo, hi)
         if self.cache is not None:

@@ -3,12 +3,15 @@
 ccxt's ``fetch_funding_rate_history`` answers depend on ``limit`` (ccxt issue #27745: without an
 explicit end it derives one from ``limit`` and trims the result to ``limit``), so every request here
 gives both ends of a window and the window is split in two whenever the reply is as long as the
-page limit, i.e. whenever it may have been cut short. Rows are cached like candles.
+page limit, i.e. whenever it may have been cut short. A window that comes back empty, or whose
+settlements stop short of either end by more than an interval, is asked again (:mod:`feeds.complete`);
+what the exchange still lacks is logged and not recorded as downloaded. Rows are cached like candles.
 """
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 import ccxt
 import numpy as np
@@ -16,6 +19,7 @@ import pandas as pd
 
 from .bybit import bybit_exchange, format_ms, infer_category, open_market, request, server_time, to_ms
 from .cache import SeriesCache, SeriesStore, cache_path
+from .complete import fill
 from .ohlcv import DataError, find_gaps
 from .retry import RetryPolicy
 
@@ -54,6 +58,46 @@ def _window(exchange: ccxt.Exchange, market: dict, start: int, end: int, retry: 
     return frame.drop_duplicates("ts", keep="last").sort_values("ts").reset_index(drop=True)
 
 
+@dataclass
+class _Funding:
+    """The funding history of one perpetual as :func:`feeds.complete.complete` asks for it."""
+
+    exchange: ccxt.Exchange
+    market: dict
+    interval_ms: int
+    retry: RetryPolicy
+    unit = "settlements"
+
+    @property
+    def name(self) -> str:
+        return f"{self.exchange.id} funding {self.market['symbol']}"
+
+    def fetch(self, start: int, end: int) -> pd.DataFrame:
+        """Settlements in ``[start, end)``; a reply as long as the page limit may be cut: split and ask both halves."""
+        rows = _window(self.exchange, self.market, start, end, self.retry)
+        if len(rows) < FUNDING_LIMIT or end - start <= 1:
+            return rows
+        mid = (start + end) // 2
+        return pd.concat([self.fetch(start, mid), self.fetch(mid, end)], ignore_index=True)
+
+    def lacking(self, start: int, end: int, ts: np.ndarray) -> list[tuple[int, int]]:
+        """Nothing where a settlement is due, or settlements that stop short of an end of ``[start, end)`` by
+        more than the interval (or the widest spacing in the reply: intervals were longer in the past)."""
+        if not len(ts):
+            return [(start, end)] if start + (-start % self.interval_ms) < end else []
+        slack = max(self.interval_ms, int(np.diff(ts).max()) if len(ts) > 1 else 0)
+        out = [(start, int(ts[0]))] if ts[0] - start >= slack else []
+        return out + ([(int(ts[-1]) + 1, end)] if end - ts[-1] > slack else [])
+
+    def has_before(self, t: int) -> bool:
+        """Whether the exchange has a settlement before ``t`` (one request for the latest one)."""
+        def call() -> list:
+            return self.exchange.fetch_funding_rate_history(self.market["symbol"], limit=1, params={"until": t - 1})
+
+        rows = request(self.exchange, call, f"{self.name} before {format_ms(t)}", self.retry)
+        return any(r.get("timestamp") is not None and r["timestamp"] < t for r in rows)
+
+
 def fetch_funding_rates(symbol: str, since: object, until: object = None,
                         cache_dir: str | os.PathLike | None = None, exchange: ccxt.Exchange | None = None,
                         *, retry: RetryPolicy | None = None) -> pd.DataFrame:
@@ -86,20 +130,9 @@ def fetch_funding_rates(symbol: str, since: object, until: object = None,
         hi = min(hi if hi is not None else np.iinfo(np.int64).max, server_time(exchange, retry) + 1)
         # half the page limit per window: room for a shorter funding interval in the past
         span = interval_ms * FUNDING_LIMIT // 2
-
-        def pages():
-            for a, b in store.coverage.missing(lo, hi):
-                todo = [(s, min(b, s + span)) for s in range(a, b, span)]
-                while todo:
-                    start, end = todo.pop(0)
-                    rows = _window(exchange, market, start, end, retry)
-                    if len(rows) >= FUNDING_LIMIT and end - start > 1:
-                        mid = (start + end) // 2
-                        todo[:0] = [(start, mid), (mid, end)]  # possibly cut short: split and refetch
-                        continue
-                    yield start, end, rows
-
-        store.download(pages())
+        series = _Funding(exchange, market, interval_ms, retry)
+        store.download(fill(series, store.frame["ts"].to_numpy(dtype=np.int64), store.coverage.missing(lo, hi),
+                            lambda a, b: [(s, min(b, s + span)) for s in range(a, b, span)]))
     rows = store.rows(lo, hi)
     if rows.empty:
         raise DataError(f"bybit {symbol} funding: no settlements between {format_ms(lo)} and {format_ms(hi - 1)}")

@@ -7,6 +7,13 @@ delivered exactly once and in order. Transient failures (network, timeouts, rate
 malformed reply) are retried; when they outlast the retry budget the feed reports ``CONNBROKEN``
 and keeps polling, then ``LIVE`` again once the exchange answers. Backfilled bars arrive with the
 status ``DELAYED``, so a strategy can wait for ``LIVE`` before trading (``notify_data``).
+
+A closed candle the exchange does not return (an empty or short reply) is asked for again with
+backoff; the feed never moves past a closed candle it has not received. When the retries give up it
+logs an ERROR naming the missing candle, reports ``CONNBROKEN`` and holds the later bars back, asking
+again on every poll: a strategy must not trade on a series with a silent hole, and the candle usually
+arrives late rather than never. If the exchange never fills it (an outage), stop and restart the
+feed: the backfill records the hole as a gap and the feed goes on from there.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .bybit import CandleSource, fetch_bybit, format_ms, to_ms
+from .complete import complete
 from .ohlcv import DataError
 from .retry import FetchError, RetryPolicy
 from .timeframes import timeframe_to_bt
@@ -87,23 +95,49 @@ class BybitLiveFeed(bt.feed.DataBase):
                 self._queue.extend(np.column_stack([ts, frame.to_numpy()]))
                 self.put_notification(self.DELAYED)
         self._last_ts = -1
+        self._seen = bool(self._queue)  # the exchange has candles before the cursor
+        self._waiting_for: int | None = None  # a closed candle not received yet
 
     def _poll(self) -> None:
-        """Queue the candles closed since the cursor (transient failures: CONNBROKEN, retried later)."""
+        """Queue the candles closed since the cursor, never moving the cursor past one not received
+        (transient failures and missing candles: CONNBROKEN, asked again on the next poll)."""
         try:
             end = self._src.closed_before(self._src.server_time())
             if self._until is not None:
                 end = min(end, self._until + 1)
-            for _, stop, candles in self._src.pages(self._cursor, end):
-                self._queue.extend(candles)
-                self._cursor = stop
+            for span in complete(self._src, self._src.windows(self._cursor, end), known_before=self._seen):
+                if span.rows is None:
+                    self._missing(span.start)
+                    return
+                self._queue.extend(span.rows.to_numpy(dtype=np.float64))
+                self._seen = self._seen or not span.rows.empty
+                self._cursor = span.end
         except FetchError as exc:
             if not exc.transient:
                 raise
             log.warning("%s: %s; polling again in %.3gs", self.p.dataname, exc, self.p.poll_interval)
             self.put_notification(self.CONNBROKEN)
             return
+        if self._waiting_for is not None:
+            log.warning("%s: the %s candle of %s arrived; going on", self.p.dataname, self.p.interval,
+                        format_ms(self._waiting_for))
+            self._waiting_for = None
         self.put_notification(self.LIVE)
+
+    def _missing(self, start: int) -> None:
+        """Report the first closed candle at or after ``start`` that the exchange did not return."""
+        step = self._src.step_ms
+        bar = start + (-start % step)
+        attempts = self._src.retry.attempts
+        if bar != self._waiting_for:
+            log.error("%s: the exchange has not returned the closed %s candle of %s after %d attempts; later "
+                      "bars are held back until it does (asked again every poll)", self.p.dataname,
+                      self.p.interval, format_ms(bar), attempts)
+        else:
+            log.warning("%s: still no %s candle of %s; later bars held back", self.p.dataname, self.p.interval,
+                        format_ms(bar))
+        self._waiting_for = bar
+        self.put_notification(self.CONNBROKEN)
 
     def _finished(self) -> bool:
         return self._until is not None and self._cursor > self._until

@@ -2,7 +2,8 @@
 
 Transient failures (the network, timeouts, rate limits, an exchange briefly unavailable, a reply that
 is not the JSON the exchange promised) are retried; everything else is raised at once as a
-:class:`FetchError` whose message says what was being fetched and why it failed.
+:class:`FetchError` whose message says what was being fetched and why it failed. Credentials in the URLs
+ccxt puts in its messages are masked (:func:`feeds.redact.redact`) in every log line and error.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 import ccxt
+
+from .redact import redact, scrub
 
 __all__ = ["BYBIT_TRANSIENT_RETCODES", "TRANSIENT_ERRORS", "FetchError", "RetryPolicy", "call_with_retry",
            "is_transient"]
@@ -92,14 +95,16 @@ def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
     """Call ``fn`` until it succeeds, retrying the errors :func:`is_transient` accepts under ``policy``.
 
     ``what`` names the request in log lines and errors ("kline BTC/USDT:USDT 1h from ...").
-    Raises :class:`FetchError` (chained to the cause) when the error is not transient or the
-    attempts are used up.
+    Raises :class:`FetchError` (chained to the cause, whose message is redacted too) when the error
+    is not transient or the attempts are used up.
     """
     attempt = 0
     while True:
         try:
             return fn()
         except ccxt.BaseError as exc:
+            scrub(exc)
+            what = redact(what)
             if not is_transient(exc):
                 raise FetchError(f"{what}: the exchange rejected the request: {type(exc).__name__}: {exc}") from exc
             attempt += 1

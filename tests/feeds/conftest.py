@@ -30,6 +30,8 @@ T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 INTERVALS = {"1": 60_000, "3": 180_000, "5": 300_000, "15": 900_000, "30": 1_800_000, "60": HOUR,
              "120": 2 * HOUR, "240": 4 * HOUR, "360": 6 * HOUR, "720": 12 * HOUR, "D": 24 * HOUR}
 BASE_PRICE = {"BTC": 40_000.0, "ETH": 2_300.0, "SOL": 100.0}
+#: successful replies that lack rows: ``list: []``, ``list: null``, the newer half of the rows only
+PAGE_FAULTS = ("empty", "null", "half")
 #: the body of the ``"418"`` fault: a Cloudflare-style block page, not JSON
 CLOUDFLARE_BLOCK_PAGE = ("<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
                          "<body><h1>Sorry, you have been blocked</h1><p>Cloudflare Ray ID: 8a1b2c3d4e5f6789</p>"
@@ -84,10 +86,14 @@ class FakeBybit:
     in random order. ``inject(kind, path, times)`` queues faults: HTTP statuses ``"408"``, ``"429"``,
     ``"500"``, ``"502"``, ``"503"``, ``"504"`` (an HTML body), ``"418"`` (a Cloudflare-style block page),
     ``"timeout"`` (reply after ``timeout_sleep`` s), ``"reset"`` (close the connection),
-    ``"malformed"`` (truncated JSON), ``"badnumber"`` (a non-numeric field), ``"retcode:N"``, and
-    ``"ok"`` (a normal reply: queue ``"ok"`` first to let some requests through). ``clock_speed``:
-    let the clock run (simulated seconds per wall second) for tests of real-time loops. ``funding_ms``:
-    spacing of funding settlements (the instruments still announce 8 h).
+    ``"malformed"`` (truncated JSON), ``"badnumber"`` (a non-numeric field), ``"retcode:N"``, the
+    successful replies that lack rows :data:`PAGE_FAULTS` (``"empty"``: ``list: []``, ``"null"``:
+    ``list: null``, ``"half"``: only the newer half of the rows), and ``"ok"`` (a normal reply: queue
+    ``"ok"`` first to let some requests through). ``fail_pages(kind, lo, hi)``: every request for a
+    page starting in ``[lo, hi)`` gets the page fault ``kind`` (the exchange lacks those rows until
+    ``page_faults`` is cleared; requests without a start, "the latest row before t", are spared).
+    ``clock_speed``: let the clock run (simulated seconds per wall second) for tests of real-time
+    loops. ``funding_ms``: spacing of funding settlements (the instruments still announce 8 h).
     """
 
     def __init__(self, now: int, listed: int = T0 - 400 * 24 * HOUR) -> None:
@@ -100,6 +106,7 @@ class FakeBybit:
         self.funding_ms = FUNDING_MS
         self.requests: list[tuple[str, dict]] = []
         self.faults: deque[tuple[str, str]] = deque()
+        self.page_faults: list[tuple[str, str, int, int]] = []
         self.lock = threading.Lock()
         self.rng = random.Random(7)
 
@@ -119,6 +126,19 @@ class FakeBybit:
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+
+    def fail_pages(self, kind: str, lo: int, hi: int, path: str = "/v5/market/kline") -> None:
+        """Every request to ``path`` for a page starting in ``[lo, hi)`` gets the page fault ``kind``."""
+        assert kind in PAGE_FAULTS
+        with self.lock:
+            self.page_faults.append((path, kind, lo, hi))
+
+    def page_fault(self, path: str, q: dict) -> str | None:
+        """The persistent page fault of a request, if any."""
+        start = q.get("start", q.get("startTime"))
+        with self.lock:
+            return next((kind for p, kind, lo, hi in self.page_faults
+                         if p == path and start is not None and lo <= int(start) < hi), None)
 
     def count(self, path: str) -> int:
         """Requests received for an endpoint (``kline``, ``time``, ...)."""
@@ -245,6 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
         result = handlers[url.path](q)
         if fault == "badnumber" and result.get("list"):
             result["list"][0][1] = "n/a"
+        fault = fault if fault in PAGE_FAULTS else fake.page_fault(url.path, q)
+        if fault is not None:  # replies are newest first: "half" keeps the newer half
+            rows = result["list"]
+            result["list"] = {"empty": [], "null": None, "half": rows[:len(rows) // 2]}[fault]
         self._send(200, json.dumps({"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {},
                                     "time": fake.now}))
 

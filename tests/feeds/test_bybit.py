@@ -3,12 +3,17 @@ exact pages, closed candles only, every injected fault survived, clear errors.""
 from __future__ import annotations
 
 import logging
+import traceback
 
 import pandas as pd
 import pytest
 
-from btdensity.feeds import DataError, FetchError, fetch_bybit
+from btdensity.feeds import OHLCV_COLUMNS, DataError, FetchError, fetch_bybit
 from btdensity.feeds.bybit import BYBIT_URL_ENV, bybit_exchange, infer_category
+from btdensity.feeds.cache import SeriesCache, cache_path
+from btdensity.feeds.complete import format_span
+
+from .conftest import PAGE_FAULTS
 
 HOUR = 3_600_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z; the fake's clock is T0 + 6000 h + 17 min
@@ -16,6 +21,10 @@ T0 = 1_704_067_200_000  # 2024-01-01T00:00Z; the fake's clock is T0 + 6000 h + 1
 
 def _kline(server) -> int:
     return server.fake.count("/v5/market/kline")
+
+
+def _kline_queries(server) -> list[dict]:
+    return [q for p, q in server.fake.requests if p.endswith("kline")]
 
 
 def test_5000_bars_exact_and_complete_in_five_requests(bybit_server, make_exchange, fast_retry):
@@ -162,18 +171,88 @@ def test_unsupported_timeframe_lists_the_supported(bybit_server, make_exchange):
     assert bybit_server.fake.requests == []  # checked before any request
 
 
-def test_gaps_are_reported_and_not_refetched(bybit_server, make_exchange, fast_retry, tmp_path):
+def test_gaps_are_asked_again_reported_and_not_recorded_as_downloaded(bybit_server, make_exchange, fast_retry,
+                                                                      tmp_path, caplog):
     fake = bybit_server.fake
     fake.missing = {T0 + 100 * HOUR, T0 + 101 * HOUR, T0 + 700 * HOUR}
-    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 999 * HOUR, cache_dir=tmp_path, exchange=make_exchange(),
-                     retry=fast_retry, progress=False)
+    kw = dict(cache_dir=tmp_path, exchange=make_exchange(), retry=fast_retry, progress=False)
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 999 * HOUR, **kw)
     assert len(df) == 997
     assert (df.attrs["gaps"].count, df.attrs["gaps"].missing_bars) == (2, 3)
     pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 999 * HOUR))
-    again = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 999 * HOUR, cache_dir=tmp_path, exchange=make_exchange(),
-                        retry=fast_retry, progress=False)
+    assert _kline(bybit_server) == fast_retry.attempts  # the page, asked again while it lacked candles
+    assert "still has no candles for [2024-01-05T04:00Z, 2024-01-05T06:00Z) after 4 attempts" in caplog.text
+    assert "still has no candles for [2024-01-30T04:00Z, 2024-01-30T05:00Z) after 4 attempts" in caplog.text
+    coverage = SeriesCache(cache_path(tmp_path, "bybit", "linear", "BTC/USDT:USDT", "1h"), OHLCV_COLUMNS).load()[1]
+    assert coverage.missing(T0, T0 + 999 * HOUR + 1) == [(T0 + 100 * HOUR, T0 + 102 * HOUR),
+                                                              (T0 + 700 * HOUR, T0 + 701 * HOUR)]
+    again = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 999 * HOUR, **kw)
     pd.testing.assert_frame_equal(again, df)
-    assert _kline(bybit_server) == 1
+    gaps = [(int(q["start"]), int(q["end"])) for q in _kline_queries(bybit_server)[fast_retry.attempts:]]
+    assert set(gaps) == {(T0 + 100 * HOUR, T0 + 102 * HOUR - 1), (T0 + 700 * HOUR, T0 + 701 * HOUR - 1)}  # only those
+
+
+@pytest.mark.parametrize("page", [0, 1])
+@pytest.mark.parametrize("fault", PAGE_FAULTS)
+def test_a_page_lacking_candles_once_is_asked_again(bybit_server, make_exchange, fast_retry, tmp_path, fault, page,
+                                                    caplog):
+    """An empty, null or half page (the first or a middle one) is asked again: no bar lost, none twice."""
+    fake = bybit_server.fake
+    fake.inject("ok", times=page)
+    fake.inject(fault)
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 2499 * HOUR, cache_dir=tmp_path, exchange=make_exchange(),
+                     retry=fast_retry, progress=False)
+    pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 2499 * HOUR))
+    # the first page lacking its older candles also asks whether any candle precedes its first one
+    assert _kline(bybit_server) == 3 + (2 if page == 0 else 1) and not fake.faults
+    assert "in a successful reply; asking again (1/3)" in caplog.text and "a gap" not in caplog.text
+    coverage = SeriesCache(cache_path(tmp_path, "bybit", "linear", "BTC/USDT:USDT", "1h"), OHLCV_COLUMNS).load()[1]
+    assert coverage.intervals == ((T0, T0 + 2499 * HOUR + 1),)
+
+
+@pytest.mark.parametrize("page", [0, 1])
+@pytest.mark.parametrize("fault", PAGE_FAULTS)
+def test_candles_the_exchange_keeps_lacking_are_a_gap_filled_by_the_next_run(bybit_server, make_exchange, fast_retry,
+                                                                             tmp_path, fault, page, caplog):
+    fake = bybit_server.fake
+    lo = T0 + page * 1000 * HOUR
+    fake.fail_pages(fault, lo, lo + 1000 * HOUR)  # every answer for that page lacks candles
+    kw = dict(cache_dir=tmp_path, retry=fast_retry, progress=False)
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 2499 * HOUR, exchange=make_exchange(), **kw)
+    hole = (lo, lo + (1000 if fault != "half" else 500) * HOUR)  # "half" keeps the newer half
+    truth = fake.expected("BTCUSDT", HOUR, T0, T0 + 2499 * HOUR)
+    ms = truth.index.as_unit("ms").asi8
+    pd.testing.assert_frame_equal(df, truth[(ms < hole[0]) | (ms >= hole[1])], check_freq=False)
+    assert f"still has no candles for {format_span(*hole)} after 4 attempts: a gap" in caplog.text
+    coverage = SeriesCache(cache_path(tmp_path, "bybit", "linear", "BTC/USDT:USDT", "1h"), OHLCV_COLUMNS).load()[1]
+    assert coverage.missing(T0, T0 + 2499 * HOUR + 1) == [hole]  # not recorded as downloaded
+
+    fake.page_faults.clear()  # the exchange has them now: the next run asks for the hole only
+    n = _kline(bybit_server)
+    again = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 2499 * HOUR, exchange=make_exchange(), **kw)
+    pd.testing.assert_frame_equal(again, truth)
+    assert [(int(q["start"]), int(q["end"])) for q in _kline_queries(bybit_server)[n:]] == [(hole[0], hole[1] - 1)]
+
+
+def test_before_the_first_candle_is_not_a_gap(bybit_server, make_exchange, fast_retry, tmp_path, caplog):
+    """Before a listing the exchange has nothing: confirmed once (asked again with backoff), then recorded."""
+    fake = bybit_server.fake
+    fake.listed = T0 + 1050 * HOUR
+    kw = dict(cache_dir=tmp_path, exchange=make_exchange(), retry=fast_retry, progress=False)
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0 - 500 * HOUR, T0 + 1999 * HOUR, **kw)
+    pd.testing.assert_frame_equal(df, fake.expected("BTCUSDT", HOUR, T0, T0 + 1999 * HOUR))
+    assert df.index[0] == pd.Timestamp(fake.listed, unit="ms", tz="UTC") and "a gap" not in caplog.text
+    # three pages, each empty window once, then "any candle before the first?" asked fast_retry.attempts times
+    assert _kline(bybit_server) == 3 + fast_retry.attempts
+    n = len(fake.requests)
+    assert fetch_bybit("BTC/USDT:USDT", "1h", T0 - 500 * HOUR, T0 + 1999 * HOUR, **kw).equals(df)
+    assert len(fake.requests) == n  # all recorded as downloaded
+    # earlier still, all empty: settled by the first cached candle (none before it), then recorded too
+    for _ in range(2):
+        with pytest.raises(DataError, match="no closed candles"):
+            fetch_bybit("BTC/USDT:USDT", "1h", T0 - 2500 * HOUR, T0 - 400 * HOUR, **kw)
+    assert _kline(bybit_server) == 3 + fast_retry.attempts + 2 + fast_retry.attempts  # two more windows
+    assert "a gap" not in caplog.text
 
 
 def test_before_listing_and_empty_ranges(bybit_server, make_exchange, fast_retry):
@@ -203,6 +282,25 @@ def test_base_url_from_environment(bybit_server, monkeypatch):
     exchange = bybit_exchange("linear")
     assert set(exchange.urls["api"].values()) == {bybit_server.url}
     assert exchange.fetch_time() == bybit_server.fake.now
+
+
+def test_credentials_in_the_api_url_are_never_printed(bybit_server, monkeypatch, fast_retry, caplog):
+    """A proxy URL with a user and password: the real ccxt client puts it in its errors; retried faults
+    and the final error show it masked."""
+    host = bybit_server.url.split("//")[1]
+    monkeypatch.setenv(BYBIT_URL_ENV, f"http://alice:pa55word@{host}")
+    fake = bybit_server.fake
+    fake.inject("503", times=2)  # retried, then the page comes
+    df = fetch_bybit("BTC/USDT:USDT", "1h", T0, T0 + 99 * HOUR, retry=fast_retry, progress=False)
+    assert len(df) == 100
+    fake.inject("503", times=100)
+    with pytest.raises(FetchError, match="still failing") as err:
+        fetch_bybit("ETH/USDT:USDT", "1h", T0, T0 + 99 * HOUR, retry=fast_retry, progress=False)
+    printed = "".join(traceback.format_exception(err.value))
+    for text in (caplog.text, str(err.value), printed):
+        assert "pa55word" not in text and "alice" not in text
+    assert f"GET http://***@{host}/v5/market/kline?" in str(err.value)
+    assert caplog.text.count(f"http://***@{host}/v5/market/kline?") == 2 + fast_retry.attempts - 1
 
 
 def test_command_line_backtest_and_paper_trading_against_the_local_server(bybit_server, monkeypatch, tmp_path,

@@ -5,10 +5,14 @@ import pandas as pd
 import pytest
 
 from btdensity.feeds import fetch_funding_rates
+from btdensity.feeds.complete import format_span
 from btdensity.feeds.funding import FUNDING_LIMIT
+
+from .conftest import PAGE_FAULTS
 
 HOUR = 3_600_000
 T0 = 1_704_067_200_000
+FUNDING = "/v5/market/funding/history"
 
 
 def _funding_requests(server) -> list[dict]:
@@ -47,6 +51,39 @@ def test_faults_are_survived(bybit_server, make_exchange, fast_retry, fault):
     until = T0 + 90 * 24 * HOUR
     rates = fetch_funding_rates("BTC/USDT:USDT", T0, until, exchange=make_exchange(), retry=fast_retry)
     pd.testing.assert_series_equal(rates["funding_rate"], bybit_server.fake.expected_funding(T0, until))
+
+
+@pytest.mark.parametrize("fault", PAGE_FAULTS)
+def test_a_window_lacking_settlements_once_is_asked_again(bybit_server, make_exchange, fast_retry, tmp_path, fault):
+    fake = bybit_server.fake
+    fake.inject("ok", path=FUNDING)
+    fake.inject(fault, path=FUNDING)  # the second window comes back empty, null or halved, once
+    until = T0 + 90 * 24 * HOUR
+    rates = fetch_funding_rates("BTC/USDT:USDT", T0, until, cache_dir=tmp_path, exchange=make_exchange(),
+                                retry=fast_retry)
+    pd.testing.assert_series_equal(rates["funding_rate"], fake.expected_funding(T0, until))
+    assert [int(q["startTime"]) for q in _funding_requests(bybit_server)] == [
+        T0, T0 + 800 * HOUR, T0 + 800 * HOUR, T0 + 1600 * HOUR]
+
+
+@pytest.mark.parametrize("fault", PAGE_FAULTS)
+def test_settlements_the_exchange_keeps_lacking_are_a_gap_filled_by_the_next_run(bybit_server, make_exchange,
+                                                                                 fast_retry, tmp_path, fault, caplog):
+    fake = bybit_server.fake
+    fake.fail_pages(fault, T0 + 800 * HOUR, T0 + 1600 * HOUR, path=FUNDING)
+    until = T0 + 90 * 24 * HOUR
+    kw = dict(cache_dir=tmp_path, exchange=make_exchange(), retry=fast_retry)
+    rates = fetch_funding_rates("BTC/USDT:USDT", T0, until, **kw)["funding_rate"]
+    hole = (T0 + 800 * HOUR, T0 + (1600 if fault != "half" else 1200) * HOUR)  # "half" keeps the newer half
+    truth = fake.expected_funding(T0, until)
+    ms = truth.index.as_unit("ms").asi8
+    pd.testing.assert_series_equal(rates, truth[(ms < hole[0]) | (ms >= hole[1])])
+    assert f"still has no settlements for {format_span(*hole)} after 4 attempts: a gap" in caplog.text
+    fake.page_faults.clear()
+    n = len(_funding_requests(bybit_server))
+    again = fetch_funding_rates("BTC/USDT:USDT", T0, until, **kw)["funding_rate"]
+    pd.testing.assert_series_equal(again, truth)
+    assert [int(q["startTime"]) for q in _funding_requests(bybit_server)[n:]] == [hole[0]]  # the hole only
 
 
 def test_cache_gaps_and_open_end(bybit_server, make_exchange, fast_retry, tmp_path):

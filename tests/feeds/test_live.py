@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 from btdensity.feeds import BybitLiveFeed
+from btdensity.feeds.complete import format_ms
 from btdensity.runner import paper_trading
+
+from .conftest import PAGE_FAULTS
 
 HOUR = 3_600_000
 
@@ -92,6 +95,39 @@ def test_each_bar_once_through_faults_with_paper_fills(bybit_server, make_exchan
     fill_dt, price, size = strat.fills[0]
     assert size == 0.5 and price == truth["open"].iloc[24 + 1]
     assert all(s == 30.0 for s in sleeps) and len(sleeps) >= 3 * 10  # three polls per hour of clock
+
+
+@pytest.mark.parametrize("fault", PAGE_FAULTS)
+def test_empty_or_short_replies_lose_no_bar(bybit_server, make_exchange, fast_retry, fault, caplog):
+    """The backfill's page and a poll's reply come back empty, null or halved once; later the exchange
+    lacks the next candle for two hours of its clock: the feed holds everything after it back, says so
+    at ERROR level, and goes on once the candle comes. (Both polls follow a two-hour jump of the clock, so
+    that a half reply of the three candles that closed meanwhile lacks the oldest.)"""
+    fake = bybit_server.fake
+    fake.inject(fault)  # the backfill's page
+    held: list[int] = []
+
+    def faults(n: int) -> None:
+        if n in (3, 9):
+            held.append((fake.now - 20 * 60_000) // HOUR * HOUR)  # the next candle to close (before the jump)
+            fake.now += 2 * HOUR
+        if n == 3:  # one reply lacking candles: asked again within the poll
+            fake.inject(fault)
+        if n == 9:  # every reply lacks candles until sleep 15
+            fake.inject(fault, times=1000)
+        if n == 15:
+            fake.clear_faults()
+
+    strat, truth, _, last_closed = _run(bybit_server, make_exchange(), fast_retry, faults)
+    got = np.array(strat.bars)
+    np.testing.assert_array_equal(got, np.column_stack([truth.index.as_unit("ms").asi8, truth.to_numpy()]))
+    assert len(got) == 24 + 10 and strat.live_bars == [last_closed + k * HOUR for k in range(1, 11)]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"BTC/USDT:USDT: the exchange has not returned the closed 1h candle of {format_ms(held[1])} "
+                      f"after 4 attempts; later bars are held back until it does (asked again every poll)"]
+    assert strat.statuses == ["DELAYED", "LIVE", "CONNBROKEN", "LIVE"]
+    assert f"the 1h candle of {format_ms(held[1])} arrived; going on" in caplog.text
+    assert f"no candles for [{format_ms(held[0])}" in caplog.text  # the poll after the first jump asked again
 
 
 def test_rejected_request_stops_the_feed(bybit_server, make_exchange, fast_retry):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import traceback
 
 import ccxt
 import pytest
 
 from btdensity import feeds
 from btdensity.feeds import FetchError
+from btdensity.feeds.redact import redact
 from btdensity.feeds.retry import RetryPolicy, call_with_retry
 
 DEFAULT = RetryPolicy()  # the policy fetch_bybit and BybitLiveFeed use unless given another
@@ -141,3 +143,33 @@ def test_a_single_attempt_never_sleeps():
 def test_invalid_policies_are_refused(kwargs):
     with pytest.raises(ValueError, match="RetryPolicy"):
         RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("bybit GET http://alice:s3cret@127.0.0.1:8080/v5/market/kline?symbol=BTCUSDT 503",
+     "bybit GET http://***@127.0.0.1:8080/v5/market/kline?symbol=BTCUSDT 503"),
+    ("https://api.example.com/v5/order?api_key=AK1&recv_window=5000&sign=SG2&Timestamp=1",
+     "https://api.example.com/v5/order?api_key=***&recv_window=5000&sign=***&Timestamp=1"),
+    ("?APIKEY=a&apiKey=b&Key=c&client_secret=d&access_token=e&X-BAPI-SIGN=f&signature=g&Password=h&passphrase=i",
+     "?APIKEY=***&apiKey=***&Key=***&client_secret=***&access_token=***&X-BAPI-SIGN=***&signature=***&Password=***"
+     "&passphrase=***"),
+    ("socks5://u@proxy:1080 and HTTP://u:p@h/x", "socks5://***@proxy:1080 and HTTP://***@h/x"),
+    ("no credentials: symbol=BTCUSDT, 1h", "no credentials: symbol=BTCUSDT, 1h"),
+])
+def test_redact_masks_userinfo_and_secret_parameters(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("error", [ccxt.ExchangeNotAvailable, ccxt.AuthenticationError])
+def test_credentials_never_reach_log_lines_or_errors(error, caplog):
+    """Retried (transient) or rejected at once: neither the password nor the key is in a log line, the
+    error, or the chained ccxt error a traceback would print."""
+    url = "http://alice:pa55word@api.example.com/v5/order?api_key=K3Y123&symbol=BTCUSDT"
+    fn = _failing([error(f"bybit GET {url} 503 Service Unavailable")] * 10)
+    with pytest.raises(FetchError) as err:
+        call_with_retry(fn, f"bybit order via {url}", RetryPolicy(attempts=3, sleep=lambda s: None))
+    printed = "".join(traceback.format_exception(err.value))
+    for text in (caplog.text, str(err.value), printed):
+        assert "pa55word" not in text and "K3Y123" not in text and "alice" not in text
+    assert "http://***@api.example.com/v5/order?api_key=***&symbol=BTCUSDT" in str(err.value)
+    assert caplog.text.count("api_key=***") == (4 if error is ccxt.ExchangeNotAvailable else 0)  # two retries
