@@ -5,13 +5,9 @@ the time the market was in distribution, whether the BNN's intervals hold what t
 regime the market was in, and whether the score's direction forecast the next moves."""
 from __future__ import annotations
 
-import base64
-import html
-import math
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from btdensity.atomic import write_text
@@ -19,6 +15,7 @@ from btdensity.labels import REGIME_NAMES
 
 from .diagnostics_figures import (decile_figure, density_figure, distribution_figure, regime_figure,
                                   reliability_figure, score_figure)
+from .html import fmt, frame_table, image, key_table, page, panel
 from .diagnostics_stats import bnn_reliability, decile_table, diagnostic_figures, line, score_skill
 
 __all__ = ["PANELS", "write_diagnostics"]
@@ -27,56 +24,10 @@ __all__ = ["PANELS", "write_diagnostics"]
 PANELS = ("Energy and log-density over time", "PnL and hit rate by log-density decile", "Time in distribution",
           "BNN reliability", "Regime timeline", "Score direction skill")
 
-_STYLE = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1150px; margin: 2em auto;
-       color: #222; line-height: 1.45; padding: 0 1em; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-p.note { color: #444; margin: 0.3em 0 0.8em; } p.missing { color: #888; font-style: italic; }
-img { max-width: 100%; display: block; margin: 0.5em 0; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; } th { background: #f4f4f4; }
-"""
-
-
 _SCORE_HEADINGS = {"direction_from": "direction from", "direction_to": "direction to", "bars": "bars",
                    "mean_forward_return": "mean forward return (bp)", "up_share": "up moves"}
 _DECILE_HEADINGS = {"logp_from": "logp from", "logp_to": "logp to", "bars": "bars", "trades": "trades",
                     "pnl": "PnL after fees", "hit_rate": "hit rate", "mean_next_return": "mean next-bar return (bp)"}
-
-
-def _fmt(value: object, kind: str = "num") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if kind == "pct":
-        return f"{float(value):.1%}"
-    if kind == "int":
-        return f"{int(value):,}"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):,.4g}" if abs(float(value)) < 1e4 else f"{float(value):,.0f}"
-    return html.escape(str(value))
-
-
-def _key_table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f"<table>{body}</table>"
-
-
-def _frame_table(frame: pd.DataFrame, kinds: dict[str, str]) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or ""] + list(frame.columns))
-    rows = "".join("<tr><th>" + _fmt(i) + "</th>" + "".join(f"<td>{_fmt(r[c], kinds.get(c, 'num'))}</td>"
-                                                          for c in frame.columns) + "</tr>"
-                   for i, r in frame.iterrows())
-    return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def _image(png: bytes, alt: str) -> str:
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
-
-
-def _panel(heading: str, note: str, body: str) -> str:
-    return f"<section><h2>{html.escape(heading)}</h2><p class='note'>{note}</p>{body}</section>"
 
 
 def _missing(what: str) -> str:
@@ -90,18 +41,18 @@ def _density_panel(prices: pd.DataFrame, lines: pd.DataFrame, figures: dict[str,
             "than the gate's alpha of the calibration sample.")
     energy, logp = line(lines, "Energy.energy"), line(lines, "LogDensity.logp")
     if energy is None and logp is None:
-        return _panel(PANELS[0], note, _missing("Energy or LogDensity"))
-    rows = [("bars", _fmt(len(lines), "int"))]
+        return panel(PANELS[0], note, _missing("Energy or LogDensity"))
+    rows = [("bars", fmt(len(lines), "int"))]
     if energy is not None:
-        rows += [("bars with an energy", _fmt(int(energy.notna().sum()), "int")),
-                 ("median energy", _fmt(float(energy.median())))]
+        rows += [("bars with an energy", fmt(int(energy.notna().sum()), "int")),
+                 ("median energy", fmt(float(energy.median())))]
     if logp is not None:
-        rows += [("bars with a log-density", _fmt(int(logp.notna().sum()), "int")),
-                 ("median log-density", _fmt(float(logp.median()))),
-                 ("1 % quantile of log-density", _fmt(float(logp.quantile(0.01))))]
+        rows += [("bars with a log-density", fmt(int(logp.notna().sum()), "int")),
+                 ("median log-density", fmt(float(logp.median()))),
+                 ("1 % quantile of log-density", fmt(float(logp.quantile(0.01))))]
     if "gate_closed_share" in figures:
-        rows.append(("gate closed", _fmt(figures["gate_closed_share"], "pct")))
-    return _panel(PANELS[0], note, _image(density_figure(prices, lines), PANELS[0]) + _key_table(rows))
+        rows.append(("gate closed", fmt(figures["gate_closed_share"], "pct")))
+    return panel(PANELS[0], note, image(density_figure(prices, lines), PANELS[0]) + key_table(rows))
 
 
 def _decile_panel(prices: pd.DataFrame, lines: pd.DataFrame, trades: pd.DataFrame) -> str:
@@ -110,7 +61,7 @@ def _decile_panel(prices: pd.DataFrame, lines: pd.DataFrame, trades: pd.DataFram
             "states. PnL is after fees; the right chart shows the mean next-bar return of all bars per decile.")
     table = decile_table(lines, trades, prices)
     if table is None:
-        return _panel(PANELS[1], note, _missing("LogDensity"))
+        return panel(PANELS[1], note, _missing("LogDensity"))
     extra = ""
     if table.attrs.get("unassigned"):
         extra = (f"<p class='note'>{table.attrs['unassigned']} trade(s) entered before the log-density had a "
@@ -118,7 +69,7 @@ def _decile_panel(prices: pd.DataFrame, lines: pd.DataFrame, trades: pd.DataFram
     kinds = {"bars": "int", "trades": "int", "hit_rate": "pct"}
     shown = table.assign(mean_next_return=1e4 * table["mean_next_return"]).rename(columns=_DECILE_HEADINGS)
     kinds = {_DECILE_HEADINGS[k]: v for k, v in kinds.items()}
-    return _panel(PANELS[1], note, _image(decile_figure(table), PANELS[1]) + _frame_table(shown, kinds) + extra)
+    return panel(PANELS[1], note, image(decile_figure(table), PANELS[1]) + frame_table(shown, kinds) + extra)
 
 
 def _distribution_panel(lines: pd.DataFrame, positions: pd.Series, figures: dict[str, float],
@@ -127,16 +78,16 @@ def _distribution_panel(lines: pd.DataFrame, positions: pd.Series, figures: dict
             "rolling window and overall; in a market like its training windows it would stay near 1 − alpha.")
     gate = line(lines, "LogDensity.gate")
     if gate is None:
-        return _panel(PANELS[2], note, _missing("LogDensity"))
+        return panel(PANELS[2], note, _missing("LogDensity"))
     held = positions.reindex(lines.index).fillna(0.0).to_numpy() != 0
     closed = gate.to_numpy() <= 0
     in_market_closed = float((closed & held).sum() / held.sum()) if held.any() else None
-    rows = [("in distribution (gate open)", _fmt(figures["in_distribution_share"], "pct")),
-            ("gate closed", _fmt(figures["gate_closed_share"], "pct")),
-            ("expected in a stationary market (1 − alpha)", _fmt(None if alpha is None else 1 - alpha, "pct")),
-            ("time in market", _fmt(figures.get("time_in_market"), "pct")),
-            ("bars in market with the gate closed", _fmt(in_market_closed, "pct"))]
-    return _panel(PANELS[2], note, _image(distribution_figure(lines, alpha), PANELS[2]) + _key_table(rows))
+    rows = [("in distribution (gate open)", fmt(figures["in_distribution_share"], "pct")),
+            ("gate closed", fmt(figures["gate_closed_share"], "pct")),
+            ("expected in a stationary market (1 − alpha)", fmt(None if alpha is None else 1 - alpha, "pct")),
+            ("time in market", fmt(figures.get("time_in_market"), "pct")),
+            ("bars in market with the gate closed", fmt(in_market_closed, "pct"))]
+    return panel(PANELS[2], note, image(distribution_figure(lines, alpha), PANELS[2]) + key_table(rows))
 
 
 def _reliability_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int, level: float | None) -> str:
@@ -148,31 +99,31 @@ def _reliability_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int, 
             "The square is the indicator's own (recalibrated) [lower, upper] interval at its level.")
     table, coverage = bnn_reliability(lines, prices, horizon=horizon)
     if table is None:
-        return _panel(PANELS[3], note, _missing("BNNUncertainty"))
-    rows = [("forecasts scored", _fmt(int(table["n"].iloc[0]), "int")), ("horizon (bars)", _fmt(horizon, "int"))]
+        return panel(PANELS[3], note, _missing("BNNUncertainty"))
+    rows = [("forecasts scored", fmt(int(table["n"].iloc[0]), "int")), ("horizon (bars)", fmt(horizon, "int"))]
     if level is not None:
-        rows.append((f"[lower, upper] coverage (nominal {level:.0%})", _fmt(coverage, "pct")))
+        rows.append((f"[lower, upper] coverage (nominal {level:.0%})", fmt(coverage, "pct")))
     shown = table.set_index("nominal").drop(columns="n").T
     shown.columns = [f"{c:.0%}" for c in shown.columns]
     shown.index = ["observed"]
-    body = (_image(reliability_figure(table, coverage, level), PANELS[3]) + _key_table(rows)
-            + _frame_table(shown.rename_axis("nominal"), {c: "pct" for c in shown.columns}))
-    return _panel(PANELS[3], note, body)
+    body = (image(reliability_figure(table, coverage, level), PANELS[3]) + key_table(rows)
+            + frame_table(shown.rename_axis("nominal"), {c: "pct" for c in shown.columns}))
+    return panel(PANELS[3], note, body)
 
 
 def _regime_panel(prices: pd.DataFrame, lines: pd.DataFrame) -> str:
     note = "The close price over the Regime indicator's most probable regime at each bar."
     regime = line(lines, "Regime.regime")
     if regime is None:
-        return _panel(PANELS[4], note, _missing("Regime"))
+        return panel(PANELS[4], note, _missing("Regime"))
     labels = regime.dropna().astype(int)
     confidence = line(lines, "Regime.confidence")
     rows = []
     for k, name in enumerate(REGIME_NAMES):
         mask = labels == k
         conf = None if confidence is None or not mask.any() else float(confidence[mask.index[mask]].mean())
-        rows.append((name, f"{_fmt(float(mask.mean()), 'pct')} of bars, mean confidence {_fmt(conf)}"))
-    return _panel(PANELS[4], note, _image(regime_figure(prices, lines), PANELS[4]) + _key_table(rows))
+        rows.append((name, f"{fmt(float(mask.mean()), 'pct')} of bars, mean confidence {fmt(conf)}"))
+    return panel(PANELS[4], note, image(regime_figure(prices, lines), PANELS[4]) + key_table(rows))
 
 
 def _score_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int) -> str:
@@ -182,14 +133,14 @@ def _score_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int) -> str
             "more than half of the bars.")
     table = score_skill(lines, prices, horizon=horizon)
     if table is None:
-        return _panel(PANELS[5], note, _missing("ScoreDirection"))
-    rows = [("bars scored", _fmt(table.attrs["n"], "int")), ("horizon (bars)", _fmt(horizon, "int")),
-            ("sign agreement (0.5 = no skill)", _fmt(table.attrs["sign_agreement"], "pct")),
-            ("rank correlation (information coefficient)", _fmt(table.attrs["rank_correlation"]))]
+        return panel(PANELS[5], note, _missing("ScoreDirection"))
+    rows = [("bars scored", fmt(table.attrs["n"], "int")), ("horizon (bars)", fmt(horizon, "int")),
+            ("sign agreement (0.5 = no skill)", fmt(table.attrs["sign_agreement"], "pct")),
+            ("rank correlation (information coefficient)", fmt(table.attrs["rank_correlation"]))]
     shown = table.assign(mean_forward_return=1e4 * table["mean_forward_return"]).rename(columns=_SCORE_HEADINGS)
-    body = (_image(score_figure(table, horizon), PANELS[5]) + _key_table(rows)
-            + _frame_table(shown, {"bars": "int", "up moves": "pct"}))
-    return _panel(PANELS[5], note, body)
+    body = (image(score_figure(table, horizon), PANELS[5]) + key_table(rows)
+            + frame_table(shown, {"bars": "int", "up moves": "pct"}))
+    return panel(PANELS[5], note, body)
 
 
 def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines: pd.DataFrame,
@@ -209,9 +160,6 @@ def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines
                 _reliability_panel(prices, lines, horizon, level), _regime_panel(prices, lines),
                 _score_panel(prices, lines, score_horizon)]
     span = f"{lines.index[0]:%Y-%m-%d %H:%M} – {lines.index[-1]:%Y-%m-%d %H:%M} UTC" if len(lines) else "no bars"
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)} — model diagnostics</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)} — model diagnostics</h1>"
-            f"<p class='note'>{len(lines):,} bars, {span}; {len(trades):,} closed trades.</p>"
-            + "".join(sections) + "</body></html>\n")
-    return write_text(Path(out_dir) / "diagnostics.html", page)
+    doc = page(f"{title} — model diagnostics", f"{len(lines):,} bars, {span}; {len(trades):,} closed trades.",
+               "".join(sections))
+    return write_text(Path(out_dir) / "diagnostics.html", doc)
