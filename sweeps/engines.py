@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
+from .returns import encode_returns
 from .trial import run_trial
 
 __all__ = ["ENGINES", "Engine", "LocalEngine", "RayEngine", "TrialError", "make_engine", "run_trials"]
@@ -37,8 +38,11 @@ def _one_thread() -> None:
 
 
 def _worker_trial(trial: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Run a trial in a worker; its returns travel back as the bytes of a small Parquet file."""
     _one_thread()
-    return run_trial(trial, **options)
+    out = run_trial(trial, **options)
+    out["returns"] = encode_returns(out["returns"])
+    return out
 
 
 class Engine(Protocol):
@@ -54,8 +58,9 @@ class Engine(Protocol):
 
 
 #: imported once by the fork server, so a worker starts in milliseconds instead of importing these itself
-#: (quantstats alone takes seconds; ``btdensity.runner.metrics`` imports it on first use)
-_PRELOAD = ["btdensity.sweeps.trial", "quantstats"]
+#: (quantstats alone takes seconds; ``btdensity.runner.metrics`` imports it on first use; pyarrow encodes
+#: the trials' returns)
+_PRELOAD = ["btdensity.sweeps.trial", "quantstats", "pyarrow.parquet"]
 
 
 class LocalEngine:
@@ -166,7 +171,8 @@ def run_trials(trials: Mapping[str, Mapping[str, Any]], engine: Engine, *, max_p
                on_finish: Callable[[dict[str, Any]], None]) -> None:
     """Run ``trials`` (by id) on ``engine``, ``max_parallel`` at a time; a failed attempt is retried up to
     ``retries`` times. ``on_finish`` gets each finished trial's record: ``id``, ``status`` (``ok`` or
-    ``failed``), ``metrics``, ``runtime_s``, ``attempts`` and ``error`` (the last failure's message)."""
+    ``failed``), ``metrics``, ``runtime_s``, ``attempts``, ``error`` (the last failure's message) and, for a
+    successful trial, ``returns`` (what the engine returned: the encoded per-bar returns)."""
     if max_parallel < 1:
         raise ValueError(f"max_parallel must be at least 1; got {max_parallel}")
     if retries < 0:
@@ -195,4 +201,4 @@ def run_trials(trials: Mapping[str, Mapping[str, Any]], engine: Engine, *, max_p
                            "attempts": attempts[tid], "error": errors[tid]})
             else:
                 on_finish({"id": tid, "status": "ok", "metrics": out["metrics"], "runtime_s": out["runtime_s"],
-                           "attempts": attempts[tid], "error": errors.get(tid)})
+                           "attempts": attempts[tid], "error": errors.get(tid), "returns": out.get("returns")})

@@ -1,8 +1,10 @@
 """``write_sweep_html``: the report of a parameter sweep, one self-contained HTML file (no network).
 
-It holds the trials sorted by the chosen metric, a heatmap of that metric over two parameters (the
-mean over everything else: data sets, seeds, other parameters), for walk-forward optimisation the
-in-sample and out-of-sample figures of each fold side by side, and the failed trials with their errors.
+It holds the selection-bias figures (per selection group: the selected trial's deflated Sharpe ratio, the
+probability of backtest overfitting and the distribution of CSCV logits), the trials sorted by the chosen
+metric, a heatmap of that metric over two parameters (the mean over everything else: data sets, seeds,
+other parameters), for walk-forward optimisation the in-sample and out-of-sample figures of each fold side
+by side and over all folds, and the failed trials with their errors.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import pandas as pd
 
 from btdensity.atomic import write_text
 
+from .selection import group_label
+
 __all__ = ["heatmap_frame", "write_sweep_html"]
 
 _CSS = """
@@ -30,6 +34,10 @@ _PERCENT = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure")
 _SHOWN_METRICS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar", "n_trades",
                   "win_rate", "exposure")
 _MAX_ROWS = 500
+_MAX_LOGIT_PLOTS = 12
+_OVERFITTING_COLUMNS = ("group", "n_trials", "trial_id", "strategy", "params", "metric", "sharpe",
+                        "expected_max_sharpe", "deflated_sharpe", "pbo", "pbo_blocks", "pbo_splits", "days",
+                        "skewness", "kurtosis", "out_of_sample_sharpe")
 
 
 def _fmt(column: str, value: object) -> str:
@@ -120,11 +128,61 @@ def _walk_forward(wf: pd.DataFrame, metric: str) -> str:
     return "".join(parts)
 
 
+def _logit_plots(figures: pd.DataFrame, logits: dict[str, np.ndarray]) -> str:
+    from matplotlib.figure import Figure
+
+    shown = [(row, logits[key]) for key, row in zip(logits, figures.to_dict("records")) if len(logits[key])]
+    shown = shown[:_MAX_LOGIT_PLOTS]
+    if not shown:
+        return ""
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
+    fig = Figure(figsize=(4.0 * cols, 2.6 * rows))
+    for k, (row, lam) in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.hist(lam, bins=40, color="#1f77b4", alpha=0.8)
+        ax.axvline(0.0, color="#b00", lw=1.0)
+        ax.set_title(f"{group_label(row)}\nPBO {row['pbo']:.2f} ({row['pbo_splits']} splits)", fontsize=8)
+        ax.set_xlabel("logit of the out-of-sample rank of the in-sample best", fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _overfitting(figures: pd.DataFrame, logits: dict[str, np.ndarray], metric: str) -> str:
+    shown = figures.drop(columns="metric").assign(group=[group_label(r) for r in figures.to_dict("records")])
+    shown = shown.rename(columns={"metric_value": metric}) if metric != "sharpe" else shown
+    columns = [metric if c == "metric" else c for c in _OVERFITTING_COLUMNS]
+    parts = [f'<p class="note">Per selection group (the candidates run on the same data, seed, broker terms and '
+             f"fold), the trial with the best {html.escape(metric)}. <b>Deflated Sharpe</b>: the probability that its "
+             "true Sharpe ratio is above 0 once the number of trials, the spread of their Sharpe ratios and the "
+             "skewness and kurtosis of its daily returns are accounted for; below 0.95 its edge is not established. "
+             "<b>expected_max_sharpe</b>: the Sharpe ratio the best of as many trials without any edge would show. "
+             "<b>PBO</b> (probability of backtest overfitting): the share of the CSCV splits of the trials' daily "
+             "returns into S blocks in which the in-sample best trial (by Sharpe) ranks at or below the median out "
+             "of sample; above 0.5, picking the in-sample best does worse than picking at random.</p>",
+             _html_table(shown[[c for c in dict.fromkeys(columns) if c in shown.columns]],
+                         left=("group", "trial_id", "strategy", "params"))]
+    high = int((shown["pbo"] > 0.5).sum())
+    if high:
+        parts.append(f'<p class="bad">PBO above 0.5 in {high} of {len(shown)} groups: there the in-sample winner is '
+                     "more likely a product of the search than of an edge, and its figures are not expected to hold "
+                     "out of sample.</p>")
+    if len(logits) > _MAX_LOGIT_PLOTS:
+        parts.append(f'<p class="note">Logit distributions of the first {_MAX_LOGIT_PLOTS} of {len(logits)} '
+                     "groups; overfitting.csv has every group's figures.</p>")
+    parts.append(_logit_plots(figures, logits))
+    return "".join(parts)
+
+
 def write_sweep_html(path: str | os.PathLike, table: pd.DataFrame, *, metric: str,
                      heatmap: tuple[str, str] | None = None, walk_forward: pd.DataFrame | None = None,
-                     title: str = "btdensity sweep") -> Path:
+                     overfitting: pd.DataFrame | None = None, logits: dict[str, np.ndarray] | None = None,
+                     walk_forward_overall: pd.DataFrame | None = None, title: str = "btdensity sweep") -> Path:
     """Write the sweep report for ``table`` (the rows of sweep.csv) to ``path``, sorted by ``metric``
-    (higher first); ``heatmap`` names two parameters; ``walk_forward`` is the in- vs out-of-sample table."""
+    (higher first); ``heatmap`` names two parameters; ``walk_forward`` is the in- vs out-of-sample table and
+    ``walk_forward_overall`` its figures over all folds; ``overfitting`` the selection-bias table (one row
+    per selection group) with the groups' CSCV ``logits`` in the same order."""
     path = Path(path)
     if table.empty:
         raise ValueError("the sweep has no finished trial to report")
@@ -142,10 +200,17 @@ def write_sweep_html(path: str | os.PathLike, table: pd.DataFrame, *, metric: st
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p>{len(table)} trials: {len(ok)} ok, <span class="{"bad" if len(failed) else ""}">'
              f"{len(failed)} failed</span>. Sorted by <b>{html.escape(metric)}</b> (higher is better).</p>"]
+    if overfitting is not None and not overfitting.empty:
+        parts += ["<h2>Selection bias: deflated Sharpe ratio and probability of backtest overfitting</h2>",
+                  _overfitting(overfitting, logits or {}, metric)]
     if walk_forward is not None and not walk_forward.empty:
         parts += ["<h2>Walk-forward: in-sample vs out-of-sample</h2>",
                   '<p class="note">Per fold, the parameters with the best in-sample figure, scored on the '
                   "out-of-sample block that follows.</p>", _walk_forward(walk_forward, metric)]
+        if walk_forward_overall is not None and not walk_forward_overall.empty:
+            parts += ['<p class="note">Over all folds: the mean in-sample Sharpe ratio of the selected parameters '
+                      "and the figures of the out-of-sample blocks stitched in fold order (the walk-forward's own "
+                      "track record).</p>", _html_table(walk_forward_overall, left=("source", "broker"))]
     if heatmap is not None and len(ok):
         source = ok[ok["stage"] != "out_of_sample"] if "stage" in ok else ok
         parts += [f"<h2>{html.escape(metric)} over {html.escape(heatmap[0])} and {html.escape(heatmap[1])}</h2>",

@@ -25,6 +25,8 @@ from btdensity.feeds.source import load_source, to_utc
 from btdensity.runner import BacktestConfig, BacktestResult, backtest, summarize
 from btdensity.strategies.registry import get_strategy
 
+from .returns import bar_returns
+
 __all__ = ["canonical_json", "flatten_params", "flatten_summary", "make_trial", "nest_params", "run_trial",
            "score_window", "trial_id"]
 
@@ -147,7 +149,8 @@ def _strategy_params(strategy: str, params: Mapping[str, Any], seed: int,
 
 def run_trial(trial: Mapping[str, Any], model_cache_dir: str | None = None, data_cache_dir: str | None = None,
               imports: Sequence[str] = ()) -> dict[str, Any]:
-    """Run one trial: load its bars, backtest, score; returns ``{"metrics": {...}, "runtime_s": ...}``.
+    """Run one trial: load its bars, backtest, score; returns ``{"metrics": {...}, "runtime_s": ...,
+    "returns": ...}``, the last the per-bar returns (float32) of the scored span.
 
     ``imports`` are modules that register strategies outside this package. Errors propagate to the caller.
     """
@@ -160,5 +163,7 @@ def run_trial(trial: Mapping[str, Any], model_cache_dir: str | None = None, data
                                                     model_cache_dir),
                             **trial["broker"])
     result = backtest(df, config)
-    summary = summarize(score_window(result, trial["score_from"]), config.cash)
-    return {"metrics": flatten_summary(summary), "runtime_s": time.perf_counter() - start}
+    scored = score_window(result, trial["score_from"])
+    summary = summarize(scored, config.cash)
+    return {"metrics": flatten_summary(summary), "runtime_s": time.perf_counter() - start,
+            "returns": bar_returns(scored.values, config.cash)}

@@ -1,6 +1,7 @@
 """Sweeps on the local process pool and on Ray: metrics equal a direct backtest, both engines agree,
 failing trials are retried then reported, a killed sweep resumes without recomputing, walk-forward
-optimisation picks the in-sample best and scores it on the following bars, and the report shows it."""
+optimisation picks the in-sample best and scores it on the following bars, and the report shows it;
+every trial keeps its per-bar returns (those of the scored span) and the selection-bias figures follow."""
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import pytest
 from btdensity.feeds.source import load_source
 from btdensity.runner import summarize
 from btdensity.sweeps.report import heatmap_frame
+from btdensity.sweeps.returns import bar_returns, read_returns
 from btdensity.runner import BacktestConfig, backtest
 from btdensity.sweeps.sweep import sweep
 from btdensity.sweeps.trial import flatten_summary
@@ -116,12 +118,33 @@ def test_a_raising_trial_is_retried_then_reported_as_failed(local_run):
     assert len(csv) == len(result.table) == 6 and set(csv["status"]) == {"ok", "failed"}
 
 
+def test_trials_keep_their_per_bar_returns_and_the_selected_one_its_figures(local_run):
+    _, base, result = local_run
+    t = result.table
+    sma = t[(t["status"] == "ok") & (t["strategy"] == "sma_cross")]
+    for _, row in sma.iterrows():
+        direct = backtest(load_source("sample", bars=400, seed=1),
+                          BacktestConfig(params={"fast": int(row["param.fast"]), "slow": int(row["param.slow"])}))
+        stored = read_returns(base / "out", row["trial_id"])
+        assert stored.dtype == "float32" and stored.index.equals(direct.values.index)
+        assert stored.to_numpy() == pytest.approx(direct.returns.to_numpy(), rel=1e-6, abs=1e-9)
+    assert not list((base / "out" / "returns").glob(".*"))                     # no temporary file left
+    figures = result.overfitting
+    assert len(figures) == 1 and figures["n_trials"].iloc[0] == 5                # the ok trials of the one group
+    best = t.loc[t["sharpe"].idxmax()]
+    assert figures["trial_id"].iloc[0] == best["trial_id"] and bool(best["selected"])
+    assert t["selected"].sum() == 1 and figures["days"].iloc[0] == 17           # 400 hourly bars
+    assert figures["pbo_blocks"].iloc[0] == 4 and figures["pbo_splits"].iloc[0] == 6
+    assert 0.0 <= best["deflated_sharpe"] <= 1.0 and best["pbo"] == figures["pbo"].iloc[0]
+
+
 def test_a_second_run_recomputes_only_the_failed_trials(local_run):
     grid, base, first = local_run
     again = sweep(grid, "local", out=base / "out", max_parallel=2, retries=0)
     assert again.computed == 1
     assert (base / "markers" / "flaky").read_text().count("run") == 2   # finished trials are not run again
     assert _metrics(again.table) == _metrics(first.table)
+    pd.testing.assert_frame_equal(again.overfitting, first.overfitting)   # from the stored returns
 
 
 def test_report_is_sorted_by_the_metric_with_a_heatmap(local_run):
@@ -180,6 +203,31 @@ def test_walk_forward_picks_the_in_sample_best_and_scores_the_next_block(walk_fo
     assert len(pd.read_csv(walk_forward.paths["walk_forward"])) == 2
 
 
+def test_walk_forward_reports_the_selection_figures_per_fold_and_overall(walk_forward):
+    out = walk_forward.paths["csv"].parent
+    t, wf, figures = walk_forward.table, walk_forward.walk_forward, walk_forward.overfitting
+    assert list(figures["fold"]) == [0, 1] and (figures["stage"] == "in_sample").all()
+    assert (figures["n_trials"] == 4).all() and (figures["days"] == 9).all()     # 200 hourly bars
+    assert figures["pbo"].isna().all() and (figures["pbo_blocks"] == 0).all()   # too short for 4 blocks
+    assert wf["in_sample_deflated_sharpe"].tolist() == figures["deflated_sharpe"].tolist()
+    assert figures["out_of_sample_sharpe"].tolist() == wf["out_of_sample_sharpe"].tolist()
+    # a trial's returns are those of its scored block: the out-of-sample ones start at the block
+    oos = t[t["stage"] == "out_of_sample"].sort_values("fold")
+    bars = [read_returns(out, tid) for tid in oos["trial_id"]]
+    assert [len(b) for b in bars] == [100, 100] and bars[0].index[-1] < bars[1].index[0]
+    df = load_source("sample", bars=600, seed=3)
+    row = wf[wf["fold"] == 1].iloc[0]
+    res = backtest(df.iloc[:600], BacktestConfig(params=json.loads(row["params"])))
+    assert bars[1].to_numpy() == pytest.approx(bar_returns(res.values.iloc[500:], res.values.iloc[499]).to_numpy(),
+                                               rel=1e-6, abs=1e-9)
+    overall = walk_forward.walk_forward_overall
+    assert len(overall) == 1 and overall["folds"].iloc[0] == 2
+    assert overall["in_sample_sharpe"].iloc[0] == pytest.approx(wf["in_sample_sharpe"].mean())
+    stitched = (1 + pd.concat(bars).astype(float)).prod() - 1
+    assert overall["out_of_sample_total_return"].iloc[0] == pytest.approx(stitched, rel=1e-6)
+    assert pd.read_csv(walk_forward.paths["walk_forward_overall"]).shape[0] == 1
+
+
 def test_a_killed_sweep_resumes_without_recomputing_finished_trials(plugin_dir, tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -213,6 +261,8 @@ def test_a_killed_sweep_resumes_without_recomputing_finished_trials(plugin_dir, 
     assert sum(runs.values()) <= 6 + 1                   # at most the one trial in flight ran twice
     ids = [json.loads(line)["id"] for line in results.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 6
+    assert sorted(p.stem for p in (out / "returns").iterdir()) == sorted(ids)   # kept across the kill
+    assert result.overfitting["n_trials"].tolist() == [6]
 
 
 # ---------------------------------------------------------------- Ray
