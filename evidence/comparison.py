@@ -9,15 +9,16 @@ the interval.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, Sequence
+from typing import Any, Callable, Literal, NamedTuple, Sequence
 
 import numpy as np
 from scipy import stats
 
 from .hac import long_run_variance
-from .rows import complete_rows
+from .rows import InsufficientData, complete_rows
 
-__all__ = ["BootstrapInterval", "DMTest", "block_bootstrap_mean_diff", "diebold_mariano", "verdict"]
+__all__ = ["BootstrapInterval", "DMTest", "block_bootstrap_mean_diff", "block_bootstrap_statistic_diff",
+           "circular_block_indices", "diebold_mariano", "verdict"]
 
 
 def _difference(loss_a: Any, loss_b: Any, need: int) -> np.ndarray:
@@ -151,3 +152,28 @@ def verdict(diff_interval: Sequence[float] | BootstrapInterval,
     if lower > 0:
         return "worse" if lower_is_better else "better"
     return "no different"
+
+
+def circular_block_indices(n: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """One circular block bootstrap resample of ``range(n)``: ceil(n / block) runs of ``block`` consecutive
+    indices from uniform random starts, wrapping round the end, cut to ``n`` (the scheme of
+    :func:`block_bootstrap_mean_diff`, as indices for statistics that are not means)."""
+    starts = rng.integers(0, n, size=-(-n // block))
+    return ((starts[:, None] + np.arange(block)[None, :]) % n).ravel()[:n]
+
+
+def block_bootstrap_statistic_diff(statistic: Callable[[np.ndarray], float], n: int, block: int | None = None,
+                                   n_boot: int = 500, seed: int = 0, level: float = 0.95) -> BootstrapInterval:
+    """``statistic(indices)`` (a difference of two models' statistic on the bars ``indices``, e.g. of AUROC) on
+    all ``n`` bars and its circular block bootstrap percentile interval; resamples on which the statistic is
+    undefined (NaN, e.g. no event drawn) are left out. Block length as in :func:`block_bootstrap_mean_diff`."""
+    block = int(np.ceil(n ** (1.0 / 3.0) - 1e-9)) if block is None else int(block)
+    if not 1 <= block <= n:
+        raise ValueError(f"block must be an integer in [1, {n}]; got {block!r}")
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(circular_block_indices(n, block, rng)) for _ in range(n_boot)])
+    draws = draws[np.isfinite(draws)]
+    if draws.size < 2:
+        raise InsufficientData("the statistic is undefined on almost every bootstrap resample")
+    lower, upper = np.quantile(draws, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return BootstrapInterval(float(statistic(np.arange(n))), float(lower), float(upper), block, n)

@@ -1,12 +1,21 @@
-"""backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``)."""
+"""backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``), and the
+classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
+``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` for ``BNNUncertainty``, ``MomentumDirection``
+for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``)."""
 from .base import WalkForwardIndicator
 from .density import LogDensity
+from .density_baselines import GaussianDensity, MixtureDensity
 from .energy import Energy
 from .features import ALL_FEATURES, DEFAULT_FEATURES, market_features
+from .garch import GarchForecast
+from .persistence import PersistenceRegime
 from .regime import REGIME_NAMES, Regime
 from .score_direction import ScoreDirection
 from .settings import WalkForwardSettings
+from .statistic_baselines import MomentumDirection, RealizedVolGate
 from .uncertainty import BNNUncertainty
 
-__all__ = ["ALL_FEATURES", "BNNUncertainty", "DEFAULT_FEATURES", "Energy", "LogDensity", "REGIME_NAMES", "Regime",
-           "ScoreDirection", "WalkForwardIndicator", "WalkForwardSettings", "market_features"]
+__all__ = ["ALL_FEATURES", "BNNUncertainty", "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity",
+           "LogDensity", "MixtureDensity", "MomentumDirection", "PersistenceRegime", "REGIME_NAMES",
+           "RealizedVolGate", "Regime", "ScoreDirection", "WalkForwardIndicator", "WalkForwardSettings",
+           "market_features"]

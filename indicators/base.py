@@ -3,7 +3,8 @@
 Subclasses name their lines and implement four hooks: ``make_model(n_features)``, ``fit_model(model,
 X, y, X_val, y_val)``, ``calibrate(model, X_val, y_val) -> state`` and ``evaluate(model, state, X) ->
 (n, n_lines) array``. This class computes causal features, schedules fits, caches models, and fills
-the lines:
+the lines. The rows ``X`` are ``market_features`` of the ``features`` parameter unless a subclass supplies its own
+causal rows: ``inputs(arrays)``, with ``input_lookback()`` and ``input_key()`` (the classical baselines do):
 
 - ``once()`` (runonce): one batched ``evaluate`` per training window over all the bars it serves;
 - ``next()`` (bar by bar, live, replay): fits from the buffered history when a new window starts, then
@@ -72,6 +73,9 @@ class WalkForwardIndicator(bt.Indicator):
     #: model settings of this indicator unless model_kwargs / fit_kwargs override them
     default_model_kwargs: dict[str, Any] = {}
     default_fit_kwargs: dict[str, Any] = {}
+    #: False for models without a training loop (the classical baselines): ``fit_kwargs`` such as the epochs that
+    #: ``WalkForwardSettings`` hands to every indicator of a strategy are then ignored (and left out of the cache key)
+    takes_fit_kwargs = True
 
     # ------------------------------------------------------------------ hooks
     def make_model(self, n_features: int) -> Any:
@@ -90,6 +94,23 @@ class WalkForwardIndicator(bt.Indicator):
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def inputs(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Causal input rows of the bars in ``arrays`` (``open`` … ``volume``; invalid values already NaN), shape
+        ``(n_bars, n_inputs)``: row ``t`` reads bars ``t - input_lookback() … t`` only and is NaN before that.
+        Default: ``market_features`` of the ``features`` parameter."""
+        return market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec)
+
+    def input_lookback(self) -> int:
+        """Bars before ``t`` that row ``t`` of ``inputs`` reads (its first rows are NaN)."""
+        return lookback(self.feature_spec)
+
+    def input_key(self) -> Any:
+        """What ``inputs`` computes, besides the bars (hashable): indicators of one data feed with equal keys share
+        their rows. A subclass that overrides ``inputs`` keys on its own rows unless it overrides this too."""
+        if type(self).inputs is WalkForwardIndicator.inputs:
+            return self.feature_spec
+        return (type(self).__qualname__, self._own_inputs)
+
     def labels(self, close: np.ndarray) -> np.ndarray:
         """Row labels: forward log returns over ``horizon`` bars (NaN until known)."""
         return forward_log_returns(close, self.spec.horizon)
@@ -102,12 +123,12 @@ class WalkForwardIndicator(bt.Indicator):
                              f"missing {missing} (pass the data feed, not one of its lines)")
         self.feature_spec = tuple(self.p.features)
         horizon = max(int(self.p.horizon), 1) if self.uses_labels else 0
-        self.spec = WalkForwardSpec(first_row=lookback(self.feature_spec), train_bars=int(self.p.train_bars),
+        self.spec = WalkForwardSpec(first_row=self.input_lookback(), train_bars=int(self.p.train_bars),
                                     retrain_every=int(self.p.retrain_every), horizon=horizon,
                                     embargo=int(self.p.embargo), expanding=bool(self.p.expanding),
                                     val_fraction=float(self.p.val_fraction))
         self.model_kwargs = {**self.default_model_kwargs, **(self.p.model_kwargs or {})}
-        self.fit_kwargs = {**self.default_fit_kwargs, **(self.p.fit_kwargs or {})}
+        self.fit_kwargs = {**self.default_fit_kwargs, **(self.p.fit_kwargs or {})} if self.takes_fit_kwargs else {}
         cache_dir = default_cache_dir() if self.p.cache_dir == "default" else self.p.cache_dir
         self.cache = FitCache(None if cache_dir is None else Path(cache_dir))
         self.addminperiod(self.spec.first_fit + 1)
@@ -116,6 +137,7 @@ class WalkForwardIndicator(bt.Indicator):
         self._state: Any = None
         self._once_done = False
         self._warned = False        # about rows with non-finite features (one warning per indicator)
+        self._own_inputs = object()  # input_key() of an indicator whose inputs() are its own
 
     @property
     def n_fits(self) -> int:
@@ -173,14 +195,14 @@ class WalkForwardIndicator(bt.Indicator):
                                      lambda model: self.calibrate(model.double(), Xv, yv))
 
     def _features(self, arrays: dict[str, np.ndarray], end_bar: int) -> np.ndarray:
-        """Features of the bars in ``arrays`` (the last one is bar ``end_bar``), shared by all the indicators on
-        this data feed: computed once per bar, not once per indicator.
+        """Input rows (``inputs``) of the bars in ``arrays`` (the last one is bar ``end_bar``), shared by the
+        indicators on this data feed with the same ``input_key()``: computed once per bar, not once per indicator.
 
         The key holds the last bar's values, so a bar still forming (replay, live) is never served stale rows;
         the bars before it are final. The rows are read-only, as they are shared.
         """
         last = tuple(float(arrays[name][-1]) for name in _OHLCV)
-        key = (self.feature_spec, end_bar, len(arrays["close"]), last)
+        key = (self.input_key(), end_bar, len(arrays["close"]), last)
         memo = getattr(self.data, "_btdensity_features", None)
         if memo is None:
             memo = OrderedDict()
@@ -188,9 +210,9 @@ class WalkForwardIndicator(bt.Indicator):
         X = memo.get(key)
         if X is None:
             # invalid bars (non-positive price, negative volume) become NaN: their rows are non-finite, not an error
-            valid = [np.where(arrays[name] >= 0 if name == "volume" else arrays[name] > 0, arrays[name], np.nan)
-                     for name in _OHLCV]
-            X = market_features(*valid, spec=self.feature_spec)
+            valid = {name: np.where(arrays[name] >= 0 if name == "volume" else arrays[name] > 0, arrays[name], np.nan)
+                     for name in _OHLCV}
+            X = self.inputs(valid)
             X.flags.writeable = False
             memo[key] = X
             while len(memo) > _FEATURE_MEMO_ITEMS:

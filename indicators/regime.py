@@ -15,14 +15,38 @@ from btdensity.models import JointEnergyClassifier
 
 from .base import WalkForwardIndicator
 
-__all__ = ["REGIME_NAMES", "Regime", "regime_labels"]
+__all__ = ["PROBABILITY_LINES", "REGIME_NAMES", "Regime", "forward_rows", "label_regimes", "regime_labels",
+           "regime_thresholds"]
 
-def regime_labels(forward: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """Class indices (into ``REGIME_NAMES``) of rows ``forward = [return, realised vol]`` over the next bars;
-    thresholds come from ``reference`` rows (default: ``forward`` itself)."""
-    ref = forward if reference is None else reference
-    vol_cut = np.percentile(ref[:, 1], 75)
-    half_sd = 0.5 * ref[:, 0].std()
+#: the lines holding each class's probability, in ``REGIME_NAMES`` order: ``p_bull``, ``p_bear``, ...
+PROBABILITY_LINES = tuple(f"p_{name}" for name in REGIME_NAMES)
+
+
+def forward_rows(close: np.ndarray, horizon: int) -> np.ndarray:
+    """Rows ``[return, realised vol]`` of bars ``t+1 … t+horizon`` for each bar ``t``: the log return from ``t``
+    to ``t + horizon`` and the standard deviation of the ``horizon`` one-bar log returns; NaN where the future
+    is not there yet (the last ``horizon`` bars)."""
+    h = int(horizon)
+    logc = np.log(np.asarray(close, dtype=np.float64))
+    r1 = np.r_[np.nan, np.diff(logc)]
+    out = np.full((logc.shape[0], 2), np.nan)
+    n = logc.shape[0] - h
+    if n > 0:
+        out[:n, 0] = logc[h:] - logc[:n]
+        window = np.lib.stride_tricks.sliding_window_view(r1[1:], h)  # r_{t+1} .. r_{t+h}
+        out[:n, 1] = window[:n].std(axis=-1)
+    return out
+
+
+def regime_thresholds(reference: np.ndarray) -> tuple[float, float]:
+    """``(half_sd, vol_cut)`` of ``reference`` rows ``[return, realised vol]``: half the standard deviation of
+    the return and the 75th percentile of the realised volatility."""
+    return float(0.5 * reference[:, 0].std()), float(np.percentile(reference[:, 1], 75))
+
+
+def label_regimes(forward: np.ndarray, half_sd: float, vol_cut: float) -> np.ndarray:
+    """Class indices (into ``REGIME_NAMES``) of rows ``forward = [return, realised vol]`` for given thresholds:
+    ``volatile`` above ``vol_cut``, else ``bull`` / ``bear`` above / below ``± half_sd``, else ``ranging``."""
     ret, vol = forward[:, 0], forward[:, 1]
     labels = np.full(forward.shape[0], REGIME_NAMES.index("ranging"), dtype=np.int64)
     labels[ret > half_sd] = REGIME_NAMES.index("bull")
@@ -31,15 +55,22 @@ def regime_labels(forward: np.ndarray, reference: np.ndarray | None = None) -> n
     return labels
 
 
+def regime_labels(forward: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Class indices (into ``REGIME_NAMES``) of rows ``forward = [return, realised vol]`` over the next bars;
+    thresholds come from ``reference`` rows (default: ``forward`` itself)."""
+    return label_regimes(forward, *regime_thresholds(forward if reference is None else reference))
+
+
 class Regime(WalkForwardIndicator):
     """``regime``: the most probable class (0 bull, 1 bear, 2 ranging, 3 volatile); ``confidence``: its
-    probability; ``energy``: the JEM energy −logsumexp(logits), high on states unlike any regime seen."""
+    probability; ``energy``: the JEM energy −logsumexp(logits), high on states unlike any regime seen;
+    ``p_bull``, ``p_bear``, ``p_ranging``, ``p_volatile``: each class's probability (they sum to 1)."""
 
-    lines = ("regime", "confidence", "energy")
+    lines = ("regime", "confidence", "energy", *PROBABILITY_LINES)
     params = (("horizon", 24), ("n_regimes", 4))
     plotinfo = dict(subplot=True, plotname="Regime (0 bull, 1 bear, 2 ranging, 3 volatile)")
-    plotlines = dict(confidence=dict(_plotskip=True), energy=dict(_plotskip=True),
-                     regime=dict(color="#8c564b", drawstyle="steps-post"))
+    plotlines = dict(regime=dict(color="#8c564b", drawstyle="steps-post"),
+                     **{name: dict(_plotskip=True) for name in ("confidence", "energy", *PROBABILITY_LINES)})
     uses_labels = True
     default_model_kwargs = {"hidden": (64, 64)}
     default_fit_kwargs = {"epochs": 40, "patience": 8, "lr": 2e-3}
@@ -54,16 +85,7 @@ class Regime(WalkForwardIndicator):
         super().__init__()
 
     def labels(self, close: np.ndarray) -> np.ndarray:
-        h = self.spec.horizon
-        logc = np.log(np.asarray(close, dtype=np.float64))
-        r1 = np.r_[np.nan, np.diff(logc)]
-        out = np.full((logc.shape[0], 2), np.nan)
-        n = logc.shape[0] - h
-        if n > 0:
-            out[:n, 0] = logc[h:] - logc[:n]
-            window = np.lib.stride_tricks.sliding_window_view(r1[1:], h)  # r_{t+1} .. r_{t+h}
-            out[:n, 1] = window[:n].std(axis=-1)
-        return out
+        return forward_rows(close, self.spec.horizon)
 
     def model_class(self) -> type:
         return JointEnergyClassifier
@@ -77,4 +99,4 @@ class Regime(WalkForwardIndicator):
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         proba, energy = model.proba_and_energy(X)
-        return np.column_stack([proba.argmax(axis=1).astype(np.float64), proba.max(axis=1), energy])
+        return np.column_stack([proba.argmax(axis=1).astype(np.float64), proba.max(axis=1), energy, proba])

@@ -16,12 +16,13 @@ __all__ = ["BNNUncertainty"]
 class BNNUncertainty(WalkForwardIndicator):
     """Predictive ``mean`` of the log return over ``horizon`` bars, ``epistemic`` and ``aleatoric`` standard
     deviations, and the central interval ``lower`` … ``upper`` at ``level`` (recalibrated on the held-out
-    tail of the training window)."""
+    tail of the training window); ``std`` = √(epistemic² + aleatoric²), the predictive standard deviation (the
+    line ``GarchForecast`` has too)."""
 
-    lines = ("mean", "epistemic", "aleatoric", "lower", "upper")
+    lines = ("mean", "epistemic", "aleatoric", "lower", "upper", "std")
     params = (("horizon", 1), ("level", 0.9), ("n_samples", 64))
     plotinfo = dict(subplot=True, plothlines=[0.0], plotname="BNN forecast")
-    plotlines = dict(epistemic=dict(_plotskip=True), aleatoric=dict(_plotskip=True),
+    plotlines = dict(epistemic=dict(_plotskip=True), aleatoric=dict(_plotskip=True), std=dict(_plotskip=True),
                      mean=dict(color="#1f77b4"), lower=dict(color="#aaaaaa", linestyle="--"),
                      upper=dict(color="#aaaaaa", linestyle="--"))
     uses_labels = True
@@ -52,5 +53,5 @@ class BNNUncertainty(WalkForwardIndicator):
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         pred = model.predict(X, n_samples=int(self.p.n_samples), level=float(self.p.level))
         cols = [np.asarray(getattr(pred, name), dtype=np.float64).reshape(X.shape[0], -1)[:, 0]
-                for name in ("mean", "epistemic", "aleatoric", "lower", "upper")]
+                for name in ("mean", "epistemic", "aleatoric", "lower", "upper", "std")]
         return np.column_stack(cols)

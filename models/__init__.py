@@ -9,7 +9,11 @@ from .jem import JointEnergyClassifier, expected_calibration_error
 from .rbm import GaussianRBM
 from .realnvp import RealNVP
 from .score import ScoreModel
+from .classical_density import GaussianMixtureModel, GaussianModel
+from .empirical import EmpiricalSample
+from .garch import GarchT
 
 __all__ = ["BaseModel", "Standardizer", "EnergyModel", "JointEnergyClassifier", "GaussianRBM",
            "expected_calibration_error", "BayesianNN", "Prediction", "calibration_error", "crps",
-           "fit_variance_scale", "interval_coverage", "predictive_nll", "RealNVP", "ScoreModel"]
+           "fit_variance_scale", "interval_coverage", "predictive_nll", "RealNVP", "ScoreModel",
+           "GaussianModel", "GaussianMixtureModel", "GarchT", "EmpiricalSample"]

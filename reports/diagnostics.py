@@ -5,6 +5,7 @@ the time the market was in distribution, whether the BNN's intervals hold what t
 regime the market was in, and whether the score's direction forecast the next moves."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -22,7 +23,7 @@ __all__ = ["PANELS", "write_diagnostics"]
 
 #: the panel headings, in page order
 PANELS = ("Energy and log-density over time", "PnL and hit rate by log-density decile", "Time in distribution",
-          "BNN reliability", "Regime timeline", "Score direction skill")
+          "BNN reliability", "Regime timeline", "Score direction skill", "Does the model beat its baseline?")
 
 _SCORE_HEADINGS = {"direction_from": "direction from", "direction_to": "direction to", "bars": "bars",
                    "mean_forward_return": "mean forward return (bp)", "up_share": "up moves"}
@@ -143,6 +144,26 @@ def _score_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int) -> str
     return panel(PANELS[5], note, body)
 
 
+def _evidence_panel(out_dir: Path, lines: pd.DataFrame) -> str:
+    """The scorecard's verdicts on the indicators of this run, when ``scorecard.json`` is in the same folder;
+    otherwise the command that makes it."""
+    used = {str(c).split(".", 1)[0] for c in lines.columns}
+    path = out_dir / "scorecard.json"
+    note = ("Each deep model against the classical tool a quant would use instead, out of sample on this data "
+            "(from <code>scorecard.json</code> in this folder).")
+    if not path.exists():
+        how = ("No scorecard in this folder. To see whether these models beat their classical baselines on this "
+               "data, run <code>python run_backtest.py score --data &lt;the same data&gt; --out &lt;this folder&gt;"
+               "</code> (the same --since/--until/--timeframe/--train-bars), then this report again.")
+        return panel(PANELS[6], "", f"<p class='missing'>{how}</p>")
+    rows = [c for c in json.loads(path.read_text(encoding="utf-8")).get("comparisons", []) if c["model"] in used]
+    if not rows:
+        return panel(PANELS[6], note, "<p class='missing'>The scorecard in this folder scores none of this "
+                                      "strategy's indicators.</p>")
+    frame = pd.DataFrame(rows)[["model", "baseline", "metric", "model_value", "baseline_value", "diff", "verdict"]]
+    return panel(PANELS[6], note, frame_table(frame.set_index("model"), {}))
+
+
 def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines: pd.DataFrame,
                       trades: pd.DataFrame, positions: pd.Series, title: str, horizon: int = 1,
                       level: float | None = None, alpha: float | None = None, score_horizon: int = 1) -> Path:
@@ -158,7 +179,7 @@ def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines
     sections = [_density_panel(prices, lines, figures), _decile_panel(prices, lines, trades),
                 _distribution_panel(lines, positions, figures, alpha),
                 _reliability_panel(prices, lines, horizon, level), _regime_panel(prices, lines),
-                _score_panel(prices, lines, score_horizon)]
+                _score_panel(prices, lines, score_horizon), _evidence_panel(Path(out_dir), lines)]
     span = f"{lines.index[0]:%Y-%m-%d %H:%M} – {lines.index[-1]:%Y-%m-%d %H:%M} UTC" if len(lines) else "no bars"
     doc = page(f"{title} — model diagnostics", f"{len(lines):,} bars, {span}; {len(trades):,} closed trades.",
                "".join(sections))

@@ -93,12 +93,13 @@ def model_settings(strategy: bt.Strategy) -> dict[str, Any]:
     settings: dict[str, Any] = {"horizon": 1, "level": None, "alpha": None, "score_horizon": 1}
     for ind in reversed(strategy.getindicators()):     # reversed: the first of a class wins
         name = type(ind).__name__
-        if name == "BNNUncertainty":
-            settings.update(horizon=max(int(ind.p.horizon), 1), level=float(ind.p.level))
-        elif name == "LogDensity":
-            settings["alpha"] = float(ind.p.alpha)
-        elif name == "ScoreDirection":
-            settings["score_horizon"] = max(int(ind.p.horizon), 1)
+        p = ind.params   # a stand-in with the same lines (ablations) may lack the parameters: keep the defaults
+        if name == "BNNUncertainty" and hasattr(p, "level"):
+            settings.update(horizon=max(int(p.horizon), 1), level=float(p.level))
+        elif name == "LogDensity" and hasattr(p, "alpha"):
+            settings["alpha"] = float(p.alpha)
+        elif name == "ScoreDirection" and hasattr(p, "horizon"):
+            settings["score_horizon"] = max(int(p.horizon), 1)
     return settings
 
 

@@ -19,6 +19,7 @@ class ModelStrategy(bt.Strategy):
     ``walk_forward`` (a :class:`~btdensity.indicators.WalkForwardSettings`, a mapping of its fields, or ``None``
     for the defaults) trains every model indicator of the strategy. ``target`` is the fraction of portfolio value a full position holds;
     ``stop_loss`` / ``take_profit`` (fractions of the entry bar's close) turn entries into brackets.
+    ``replace`` swaps model indicators for others with the same lines (see :meth:`model`).
     ``diagnostics=True`` also attaches the BNN and regime indicators the report's diagnostics page shows
     when the strategy does not use them itself.
     """
@@ -31,6 +32,7 @@ class ModelStrategy(bt.Strategy):
         ("walk_forward", None),
         ("diagnostics", False),
         ("use_sizer", False),
+        ("replace", None),
     )
 
     def __init__(self) -> None:
@@ -44,7 +46,20 @@ class ModelStrategy(bt.Strategy):
         self.walk_forward = WalkForwardSettings.from_mapping(self.p.walk_forward)
 
     def model(self, cls: type, **kwargs: Any) -> Any:
-        """A model indicator on the data with the strategy's common walk-forward settings."""
+        """A model indicator on the data with the strategy's common walk-forward settings.
+
+        ``replace`` swaps it, by class name, for another indicator with the same lines: an indicator class name
+        of ``btdensity.indicators`` (a baseline: ``{"LogDensity": "MixtureDensity"}``; the parameters it does not
+        have are dropped), or ``(indicator class, values)`` whose lines replay ``values`` (ablations)."""
+        swap = (self.p.replace or {}).get(cls.__name__)
+        if isinstance(swap, tuple):
+            klass, values = swap
+            return klass(self.data, values=values)
+        if swap is not None:
+            import btdensity.indicators as indicators
+
+            cls = getattr(indicators, swap)
+            kwargs = {k: v for k, v in kwargs.items() if k in cls.params._getkeys()}
         params = self.walk_forward.indicator_params()
         params["fit_kwargs"].update(kwargs.pop("fit_kwargs", None) or {})
         return cls(self.data, **{**params, **kwargs})

@@ -7,6 +7,10 @@ import pytest
 from btdensity.feeds import DataFrameFeed, synthetic_market
 from btdensity.feeds.ohlcv import resample_ohlcv
 from btdensity.indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
+from btdensity.indicators.density_baselines import GaussianDensity, MixtureDensity
+from btdensity.indicators.garch import GarchForecast
+from btdensity.indicators.persistence import PersistenceRegime
+from btdensity.indicators.statistic_baselines import MomentumDirection, RealizedVolGate
 from btdensity.indicators.walkforward import FitCache
 
 SMALL = dict(train_bars=240, retrain_every=200, quiet=True)
@@ -17,7 +21,19 @@ INDICATORS = {
     "BNNUncertainty": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
                                             n_samples=16)),
     "Regime": (Regime, dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
+    "GaussianDensity": (GaussianDensity, dict()),
+    "MixtureDensity": (MixtureDensity, dict(model_kwargs={"max_components": 4})),
+    "PersistenceRegime": (PersistenceRegime, dict(horizon=6)),
+    "GarchForecast": (GarchForecast, dict(memory=48)),
+    "RealizedVolGate": (RealizedVolGate, dict()),
+    "MomentumDirection": (MomentumDirection, dict()),
 }
+#: a parameter that changes the fit (the classical baselines do not depend on the seed, or not visibly)
+CHANGED = {"GaussianDensity": dict(model_kwargs={"ridge": 0.5}),
+           "MixtureDensity": dict(model_kwargs={"max_components": 1}),
+           "PersistenceRegime": dict(model_kwargs={"smoothing": 5.0}),
+           "GarchForecast": dict(memory=40), "RealizedVolGate": dict(val_fraction=0.2),
+           "MomentumDirection": dict(val_fraction=0.2)}
 N_HOURS = 720
 
 
@@ -114,7 +130,7 @@ def test_no_look_ahead(reference, hours, tmp_path):
     assert not np.allclose(lines.iloc[t + 1:].to_numpy(), full.iloc[t + 1:].to_numpy())  # the shock is seen
 
 
-LABELLED = ("ScoreDirection", "BNNUncertainty", "Regime")
+LABELLED = ("ScoreDirection", "BNNUncertainty", "Regime", "PersistenceRegime")
 # labels 20 bars ahead, an embargo of 3, a held-out tail of 12 rows: labels leaking past a fit bar would reach
 # into the fit rows, not only the tail (where they would touch early stopping and calibration alone)
 GAPS = dict(horizon=20, embargo=3, val_fraction=0.05)
@@ -174,13 +190,13 @@ def test_cache_second_run_fits_nothing_and_changed_parameter_refits(reference, h
     in_memory, ind4 = run(hours, name, cache)
     assert ind4.n_fits == 0 and ind4.cache.hits == ind.n_fits
     pd.testing.assert_frame_equal(in_memory, full, check_exact=True)
-    changed, ind3 = run(hours, name, cache, seed=1)
+    changed, ind3 = run(hours, name, cache, **CHANGED.get(name, dict(seed=1)))
     assert ind3.n_fits == ind.n_fits
     assert not np.allclose(changed.to_numpy()[ind.spec.first_fit:], full.to_numpy()[ind.spec.first_fit:])
 
 
 @pytest.mark.parametrize("runonce", [True, False])
-def test_user_strategy_reads_every_line_of_all_five_in_next(hours, tmp_path, runonce):
+def test_user_strategy_reads_every_line_of_every_indicator_in_next(hours, tmp_path, runonce):
     seen, orders = [], []
 
     class Mine(bt.Strategy):
@@ -200,27 +216,34 @@ def test_user_strategy_reads_every_line_of_all_five_in_next(hours, tmp_path, run
     cerebro.adddata(DataFrameFeed(dataname=hours))
     cerebro.addstrategy(Mine)
     strat = cerebro.run()[0]
-    # next() starts once all five have values: at Regime's minperiod, the longest (lookback 48 + 240 rows + 6)
+    # next() starts once all have values: at Regime's minperiod, the longest (lookback 48 + 240 rows + 6)
     first = 48 + 240 + 6
-    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, first]
+    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, first, 288, 288, first,
+                                                                       288, 264, 264]
     assert max(ind._minperiod for ind in strat.inds.values()) == first + 1
     assert seen[0][0] == first + 1 and len(seen) == len(hours) - first
-    assert len(seen[0][1]) == 3 + 3 + 2 + 5 + 3
+    assert len(seen[0][1]) == sum(len(cls.lines.getlinealiases()) for cls, _ in INDICATORS.values())   # 45
     assert all(np.isfinite(v) for _, row in seen for v in row.values())
     for name, ind in strat.inds.items():  # next() read the current bar's value of every line
         lines = lines_of(ind, len(hours))
         for alias in lines:
             np.testing.assert_array_equal([row[name, alias] for _, row in seen], lines[alias].to_numpy()[first:])
     assert {row["LogDensity", "gate"] for _, row in seen} == {0.0, 1.0}
-    assert {row["Regime", "regime"] for _, row in seen} <= {0.0, 1.0, 2.0, 3.0}
+    for name in ("Regime", "PersistenceRegime"):
+        assert {row[name, "regime"] for _, row in seen} <= {0.0, 1.0, 2.0, 3.0}
+    for name in ("GaussianDensity", "MixtureDensity"):
+        assert {row[name, "gate"] for _, row in seen} == {0.0, 1.0}
     assert orders and all(o.status == o.Completed for o in orders)  # it trades on them
 
 
 def test_bad_parameters_are_named(hours):
     with pytest.raises(ValueError, match="choose one of"):
         run(hours, "Energy", None, model="nope")
-    with pytest.raises(ValueError, match="alpha"):
-        run(hours, "LogDensity", None, alpha=0.7)
+    for name in ("LogDensity", "GaussianDensity", "MixtureDensity"):
+        with pytest.raises(ValueError, match=rf"{name}\(alpha=0.7\): alpha must be in"):
+            run(hours, name, None, alpha=0.7)
+    with pytest.raises(ValueError, match="labels need at least 2 forward bars"):
+        run(hours, "PersistenceRegime", None, horizon=1)
     with pytest.raises(ValueError, match="unknown feature"):
         run(hours, "Energy", None, features=("ret_1", "magic"))
     with pytest.raises(ValueError, match="train_bars"):

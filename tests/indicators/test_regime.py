@@ -123,6 +123,20 @@ def test_thresholds_come_from_the_training_window_only(close):
     assert own[100:].count(VOLATILE) > own[:80].count(VOLATILE)   # the calm window's percentile: wild is volatile
 
 
+def small_regime(df):
+    """A Regime (horizon 6, windows of 240 rows every 200 bars, a tiny network) run over ``df``, batched."""
+    class Holder(bt.Strategy):
+        def __init__(self):
+            self.regime = Regime(self.data, horizon=6, train_bars=240, retrain_every=200, cache_dir=None,
+                                 model_kwargs={"hidden": (8,)}, fit_kwargs={"epochs": 2})
+
+    FitCache.forget()
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(DataFrameFeed(dataname=df))
+    cerebro.addstrategy(Holder)
+    return cerebro.run()[0].regime
+
+
 def test_regime_fits_on_labels_from_its_own_training_window(monkeypatch):
     df = synthetic_market(720, freq="1h", seed=4)
     fits = []
@@ -133,17 +147,7 @@ def test_regime_fits_on_labels_from_its_own_training_window(monkeypatch):
         return fit(self, X, y, X_val=X_val, y_val=y_val, **kwargs)
 
     monkeypatch.setattr(JointEnergyClassifier, "fit", capture)
-
-    class Holder(bt.Strategy):
-        def __init__(self):
-            self.regime = Regime(self.data, horizon=6, train_bars=240, retrain_every=200, cache_dir=None,
-                                 model_kwargs={"hidden": (8,)}, fit_kwargs={"epochs": 2})
-
-    FitCache.forget()
-    cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(DataFrameFeed(dataname=df))
-    cerebro.addstrategy(Holder)
-    spec = cerebro.run()[0].regime.spec
+    spec = small_regime(df).spec
     close = df["close"].to_numpy()
     assert len(fits) == 3
     differs = 0
@@ -167,3 +171,17 @@ def test_a_horizon_without_realised_volatility_is_refused(horizon):
     cerebro.addstrategy(Holder)
     with pytest.raises(ValueError, match=rf"Regime\(horizon={horizon}\): labels need at least 2 forward bars"):
         cerebro.run()
+
+
+def test_probability_lines_sum_to_one_and_their_argmax_is_the_regime():
+    ind = small_regime(synthetic_market(720, freq="1h", seed=4))
+    assert ind.lines.getlinealiases() == ("regime", "confidence", "energy", "p_bull", "p_bear", "p_ranging",
+                                          "p_volatile")
+    served = slice(ind.spec.first_fit, None)
+    proba = np.column_stack([np.asarray(getattr(ind, f"p_{name}").array)[served] for name in REGIME_NAMES])
+    regime = np.asarray(ind.regime.array)[served]
+    assert np.isfinite(proba).all() and (proba >= 0).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(proba.argmax(axis=1), regime)
+    np.testing.assert_array_equal(proba.max(axis=1), np.asarray(ind.confidence.array)[served])
+    assert len(set(regime)) >= 2

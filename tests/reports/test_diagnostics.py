@@ -337,3 +337,19 @@ def test_date_axis_picks_an_interval_for_any_span(days):
         fig.canvas.draw()
     plt.close(fig)
     assert [str(w.message) for w in caught] == []
+
+
+def test_the_evidence_panel_shows_the_scorecard_verdicts_of_this_strategy_or_how_to_get_them(tmp_path):
+    prices = synthetic_market(600, seed=4)
+    lines = _model_lines(prices)
+    kwargs = dict(prices=prices, lines=lines, trades=pd.DataFrame(columns=["open", "pnlcomm"]),
+                  positions=pd.Series(0.0, index=prices.index), title="t")
+    html = write_diagnostics(tmp_path, **kwargs).read_text()
+    assert "No scorecard in this folder" in html and "run_backtest.py score" in html
+    verdicts = [{"model": "LogDensity", "baseline": "MixtureDensity", "metric": "log-likelihood per dim",
+                 "model_value": 0.1, "baseline_value": 0.2, "diff": -0.1, "verdict": "worse"},
+                {"model": "Unused", "baseline": "X", "metric": "m", "model_value": 1.0, "baseline_value": 1.0,
+                 "diff": 0.0, "verdict": "better"}]
+    (tmp_path / "scorecard.json").write_text(json.dumps({"comparisons": verdicts}))
+    html = write_diagnostics(tmp_path, **kwargs).read_text()
+    assert "MixtureDensity" in html and ">worse<" in html and "Unused" not in html

@@ -1,0 +1,113 @@
+"""The indicators a scorecard runs: each deep model indicator beside the classical baselines a quant would use
+instead, all on one data feed with one set of walk-forward settings, in one backtrader run (no trades)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from btdensity.feeds import DataFrameFeed
+from btdensity.indicators import WalkForwardSettings
+from btdensity.runner import indicator_lines
+
+__all__ = ["FAMILIES", "Family", "lineup", "run_lineup"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A question the scorecard asks: the model indicators and the baselines that answer it."""
+
+    name: str
+    models: tuple[str, ...]
+    baselines: tuple[str, ...]
+    question: str
+
+
+FAMILIES = {
+    "density": Family("density", ("LogDensity",), ("GaussianDensity", "MixtureDensity"),
+                      "How likely is today's market state? (out-of-sample log-likelihood of the features)"),
+    "gate": Family("gate", ("LogDensity", "Energy"), ("RealizedVolGate", "GaussianDensity", "MixtureDensity"),
+                   "Does the unusual-state score see large moves coming? (AUROC for the next bars' largest moves)"),
+    "forecast": Family("forecast", ("BNNUncertainty",), ("GarchForecast",),
+                       "How good is the forecast distribution of the next return? (pinball, CRPS, NLL, coverage)"),
+    "direction": Family("direction", ("ScoreDirection",), ("MomentumDirection",),
+                        "Does the direction signal rank the next returns? (rank IC, sign agreement)"),
+    "regime": Family("regime", ("Regime",), ("PersistenceRegime",),
+                     "Does the regime model beat 'the regime stays what it was'? (log loss, accuracy)"),
+}
+
+
+def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 24, level: float = 0.9,
+           alpha: float = 0.05) -> list[tuple[str, dict[str, Any]]]:
+    """``(indicator class name, parameters)`` of every indicator the ``families`` need, each once."""
+    params = {"LogDensity": {"model": "realnvp", "alpha": alpha}, "GaussianDensity": {"alpha": alpha},
+              "MixtureDensity": {"alpha": alpha}, "Energy": {}, "RealizedVolGate": {"alpha": alpha},
+              "BNNUncertainty": {"horizon": horizon, "level": level},
+              "GarchForecast": {"horizon": horizon, "level": level},
+              "ScoreDirection": {"horizon": horizon}, "MomentumDirection": {},
+              "Regime": {"horizon": regime_horizon}, "PersistenceRegime": {"horizon": regime_horizon}}
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown scorecard famil{'ies' if len(unknown) > 1 else 'y'} {unknown}; "
+                         f"choose from {list(FAMILIES)}")
+    names: list[str] = []
+    for f in families:
+        for name in (*FAMILIES[f].models, *FAMILIES[f].baselines):
+            if name not in names:
+                names.append(name)
+    return [(name, params[name]) for name in names]
+
+
+class _Lineup(bt.Strategy):
+    """Attaches the indicators and trades nothing."""
+
+    params = (("indicators", ()), ("walk_forward", None))
+
+    def __init__(self) -> None:
+        import btdensity.indicators as indicators
+
+        settings = self.p.walk_forward.indicator_params()
+        for name, kwargs in self.p.indicators:
+            getattr(indicators, name)(self.data, **{**settings, **kwargs})
+
+
+def run_lineup(df: pd.DataFrame, indicators: Sequence[tuple[str, dict[str, Any]]],
+               walk_forward: WalkForwardSettings) -> pd.DataFrame:
+    """Every line of ``indicators`` on the bars of ``df`` (batched, walk-forward), one column ``<Indicator>.<line>``
+    a line, indexed by the bars' UTC times."""
+    cerebro = bt.Cerebro(stdstats=False, runonce=True)
+    cerebro.adddata(DataFrameFeed(dataname=df), name="data")
+    cerebro.addstrategy(_Lineup, indicators=tuple(indicators), walk_forward=walk_forward)
+    strategy = cerebro.run()[0]
+    lines = indicator_lines(strategy)
+    return lines.reindex(df.index) if len(lines) != len(df) else lines.set_axis(df.index)
+
+
+def _closed(lines: pd.DataFrame, name: str, alpha: float) -> np.ndarray | None:
+    from .families import column
+
+    if name == "Energy":
+        pvalue = column(lines, "Energy.pvalue")
+        return None if pvalue is None else np.where(np.isfinite(pvalue), (pvalue < alpha).astype(float), np.nan)
+    gate = column(lines, f"{name}.gate")
+    return None if gate is None else np.where(np.isfinite(gate), (gate <= 0).astype(float), np.nan)
+
+
+def gate_inputs(lines: pd.DataFrame, alpha: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(scores, closed)`` of the gate family: each indicator's unusual-state score (high = unusual: the negated
+    log-density, the energy, one minus the volatility gate's p-value) and where its gate is closed."""
+    from .families import column
+
+    scores: dict[str, np.ndarray] = {}
+    for name, line, sign in (("LogDensity", "logp", -1.0), ("GaussianDensity", "logp", -1.0),
+                             ("MixtureDensity", "logp", -1.0), ("Energy", "energy", 1.0),
+                             ("RealizedVolGate", "pvalue", -1.0)):
+        values = column(lines, f"{name}.{line}")
+        if values is not None:
+            scores[name] = sign * values
+    closed = {n: c for n in ("LogDensity", "GaussianDensity", "MixtureDensity", "RealizedVolGate", "Energy")
+              if (c := _closed(lines, n, alpha)) is not None}
+    return scores, closed
