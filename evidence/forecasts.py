@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from btdensity.labels import forward_log_returns
+from btdensity.predictive import df_from_interval, unit_t_quantile
 
 from .compare import compare_means, unavailable
 from .families import Section, column
@@ -24,18 +25,6 @@ from .scoring import crps_gaussian, crps_student_t, interval_coverage, nll_gauss
 from .var_tests import christoffersen_independence, kupiec_pof
 
 __all__ = ["Predictive", "predictive", "score_forecasts"]
-
-#: degrees of freedom of the grid the lines' df is read from; above the last the law is taken as Gaussian
-_DF_GRID = np.geomspace(2.05, 400.0, 600)
-
-
-def unit_t_quantile(p: np.ndarray | float, df: np.ndarray | float) -> np.ndarray:
-    """The ``p`` quantile of a unit-variance Student-t with ``df`` > 2 (``inf``: the standard normal)."""
-    p, df = np.broadcast_arrays(np.asarray(p, dtype=np.float64), np.asarray(df, dtype=np.float64))
-    finite = np.isfinite(df)
-    safe = np.where(finite, df, 3.0)
-    return np.where(finite, stats.t.ppf(p, safe) * np.sqrt((safe - 2.0) / safe), stats.norm.ppf(p))
-
 
 class Predictive:
     """Per bar: ``mean``, ``std`` and ``df`` (``inf``: Gaussian) of a location-scale Student-t forecast."""
@@ -85,13 +74,7 @@ def predictive(lines: pd.DataFrame, name: str, level: float) -> Predictive | Non
         std = None if epi is None or ale is None else np.sqrt(epi ** 2 + ale ** 2)
     if mean is None or std is None or lower is None or upper is None:
         return None
-    ratio = (upper - lower) / (2.0 * std)                      # the unit-variance central quantile at `level`
-    p = (1.0 + level) / 2.0
-    grid = unit_t_quantile(p, _DF_GRID)
-    order = np.argsort(grid)
-    df = np.interp(ratio, grid[order], _DF_GRID[order], left=_DF_GRID[order][0], right=np.inf)
-    df[np.abs(ratio - stats.norm.ppf(p)) < 1e-6] = np.inf
-    df[~np.isfinite(ratio)] = np.nan
+    df = df_from_interval(std, lower, upper, level)
     bad = ~(np.isfinite(mean) & (std > 0) & ~np.isnan(df))
     mean, std = np.where(bad, np.nan, mean), np.where(bad, np.nan, std)
     return Predictive(mean, std, np.where(bad, np.nan, df))

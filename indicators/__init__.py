@@ -2,6 +2,7 @@
 classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
 ``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` for ``BNNUncertainty``, ``MomentumDirection``
 for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``)."""
+from .adaptive import AdaptiveGate, AdaptiveInterval
 from .base import WalkForwardIndicator
 from .density import LogDensity
 from .density_baselines import GaussianDensity, MixtureDensity
@@ -15,7 +16,7 @@ from .settings import WalkForwardSettings
 from .statistic_baselines import MomentumDirection, RealizedVolGate
 from .uncertainty import BNNUncertainty
 
-__all__ = ["ALL_FEATURES", "BNNUncertainty", "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity",
+__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNUncertainty", "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity",
            "LogDensity", "MixtureDensity", "MomentumDirection", "PersistenceRegime", "REGIME_NAMES",
            "RealizedVolGate", "Regime", "ScoreDirection", "WalkForwardIndicator", "WalkForwardSettings",
            "market_features"]
