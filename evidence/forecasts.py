@@ -102,6 +102,12 @@ def score_forecasts(lines: pd.DataFrame, close: np.ndarray, models: dict[str, fl
         for lvl in levels:
             half = (1.0 - lvl) / 2.0
             row[f"coverage_{lvl:g}"] = interval_coverage(y[ok], law.quantile(half)[ok], law.quantile(1 - half)[ok])
+        adaptive = [column(lines, f"Adaptive{name}.{k}") for k in ("lower", "upper")]
+        if all(a is not None for a in adaptive):   # the interval re-levelled from realised outcomes
+            lo, hi = adaptive
+            both = ok & np.isfinite(lo) & np.isfinite(hi)
+            own = {**models, **baselines}[name]
+            row[f"coverage_{own:g}_adaptive"] = interval_coverage(y[both], lo[both], hi[both]) if both.any() else None
         for tau in quantiles:
             row[f"pinball_{tau:g}"] = pinball_loss(y[ok], law.quantile(tau)[ok], tau)
         pin = np.mean([pinball_loss(y, law.quantile(t), t, per_bar=True) for t in (0.05, 0.95)], axis=0)

@@ -61,8 +61,14 @@ def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 2
     return [(name, params[name]) for name in names]
 
 
+#: model indicators that also get an adaptive-conformal companion (columns ``Adaptive<name>.*``): the forecasts'
+#: intervals and the density gate, re-calibrated from realised outcomes (``btdensity.indicators.adaptive``)
+ADAPTIVE = {"BNNUncertainty": "AdaptiveInterval", "GarchForecast": "AdaptiveInterval",
+            "LogDensity": "AdaptiveGate"}
+
+
 class _Lineup(bt.Strategy):
-    """Attaches the indicators and trades nothing."""
+    """Attaches the indicators (and their adaptive companions) and trades nothing."""
 
     params = (("indicators", ()), ("walk_forward", None))
 
@@ -71,7 +77,14 @@ class _Lineup(bt.Strategy):
 
         settings = self.p.walk_forward.indicator_params()
         for name, kwargs in self.p.indicators:
-            getattr(indicators, name)(self.data, **{**settings, **kwargs})
+            ind = getattr(indicators, name)(self.data, **{**settings, **kwargs})
+            if name in ADAPTIVE:
+                base = getattr(indicators, ADAPTIVE[name])
+                companion = type(f"Adaptive{name}", (base,), {"__module__": __name__})
+                if base is indicators.AdaptiveInterval:
+                    companion(self.data, forecast=ind, level=kwargs.get("level", 0.9))
+                else:
+                    companion(self.data, density=ind, alpha=kwargs.get("alpha", 0.05))
 
 
 def run_lineup(df: pd.DataFrame, indicators: Sequence[tuple[str, dict[str, Any]]],
@@ -108,6 +121,6 @@ def gate_inputs(lines: pd.DataFrame, alpha: float) -> tuple[dict[str, np.ndarray
         values = column(lines, f"{name}.{line}")
         if values is not None:
             scores[name] = sign * values
-    closed = {n: c for n in ("LogDensity", "GaussianDensity", "MixtureDensity", "RealizedVolGate", "Energy")
-              if (c := _closed(lines, n, alpha)) is not None}
+    closed = {n: c for n in ("LogDensity", "AdaptiveLogDensity", "GaussianDensity", "MixtureDensity",
+                             "RealizedVolGate", "Energy") if (c := _closed(lines, n, alpha)) is not None}
     return scores, closed

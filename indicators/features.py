@@ -18,7 +18,19 @@ Features (windows in bars):
 ``range_z``      log(high / low) of the bar over the realised volatility of the 24 bars before it
 ``range_pos``    position of the close in the 24-bar high-low range (0 = at the low, 1 = at the high)
 ``rsi_14``       RSI-like ratio: gains over absolute changes of the last 14 closes, in [0, 1]
+``lvol_1``       log of |ret_1| (the one-bar volatility of a HAR model), floored
+``lvol_6``       log realised volatility (root mean square of one-bar log returns) over 6 bars
+``lvol_24``      log realised volatility over 24 bars (a day of hourly bars)
+``lvol_48``      log realised volatility over 48 bars
+``lvol_168``     log realised volatility over 168 bars (a week of hourly bars)
+``lpark_24``     log Parkinson range volatility over 24 bars: sqrt(mean(log(high/low)^2) / (4 log 2))
+``lgk_24``       log Garman-Klass volatility over 24 bars: sqrt(mean(0.5 log(h/l)^2 - (2 log 2 - 1) log(c/o)^2))
 ===============  ==============================================================================
+
+The ``lvol_*`` / ``lpark_24`` / ``lgk_24`` features are the state a risk model needs (heterogeneous
+autoregressive realised volatility, Corsi 2009, at 1, 6, 24 and 168 bars; range-based estimators, Parkinson 1980
+and Garman & Klass 1980, several times more efficient than close-to-close): the logs of volatilities floored at
+``SCALE_FLOOR`` (a flat stretch gives ``log(SCALE_FLOOR)``, finite).
 
 Degenerate bars. Real minute bars have flat stretches (identical closes, zero volume, high == low for hours),
 where a volatility, a range or a volume spread is exactly 0. Every feature is finite there, on any valid OHLCV
@@ -55,7 +67,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "SCALE_FLOOR", "Z_BOUND", "lookback", "market_features"]
+__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "RISK_FEATURES", "SCALE_FLOOR", "Z_BOUND", "lookback", "market_features"]
 
 #: floor of a volatility or standard deviation that divides (see "Degenerate bars" above)
 SCALE_FLOOR = 1e-8
@@ -141,6 +153,16 @@ def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
         out[(moves == 0) & np.isfinite(moves)] = 0.5   # no change in 14 closes
         return out
 
+    def log_rms(x: np.ndarray, window: int) -> np.ndarray:
+        """log of the root mean square of ``x`` over ``window`` bars, floored at SCALE_FLOOR."""
+        return np.log(_floored(np.sqrt(_rolling(x * x, window, lambda w: w.sum(axis=-1) / w.shape[-1]))))
+
+    def garman_klass() -> np.ndarray:
+        hl, co = np.log(h / l), np.log(c / o)
+        var = _rolling(0.5 * hl * hl - (2.0 * np.log(2.0) - 1.0) * co * co, 24,
+                       lambda w: w.sum(axis=-1) / w.shape[-1])
+        return np.log(_floored(np.sqrt(np.maximum(var, 0.0))))    # the estimator can dip below 0 on a bar
+
     # name -> (lookback in bars: the feature of bar t needs bars t - lookback .. t, computation)
     return {
         "ret_1": (1, lambda: r1),
@@ -153,13 +175,24 @@ def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
         "range_z": (25, lambda: _zscore(np.log(h / l), prev_vol24())),
         "range_pos": (23, range_pos),
         "rsi_14": (14, rsi),
+        "lvol_1": (1, lambda: np.log(_floored(np.abs(r1)))),
+        "lvol_6": (6, lambda: log_rms(r1, 6)),
+        "lvol_24": (24, lambda: log_rms(r1, 24)),
+        "lvol_48": (48, lambda: log_rms(r1, 48)),
+        "lvol_168": (168, lambda: log_rms(r1, 168)),
+        "lpark_24": (23, lambda: log_rms(np.log(h / l) / np.sqrt(4.0 * np.log(2.0)), 24)),
+        "lgk_24": (23, garman_klass),
     }
 
 
 ALL_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z",
-                                 "range_z", "range_pos", "rsi_14")
+                                 "range_z", "range_pos", "rsi_14", "lvol_1", "lvol_6", "lvol_24", "lvol_48", "lvol_168",
+                                 "lpark_24", "lgk_24")
 DEFAULT_FEATURES: tuple[str, ...] = ("ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z", "range_z",
                                      "range_pos")
+#: the state of the risk forecasts (``BNNUncertainty``): HAR volatilities, range estimators, the last move
+RISK_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "lvol_1", "lvol_6", "lvol_24", "lvol_48", "lpark_24",
+                                  "lgk_24", "volume_z")
 
 _LOOKBACK = {name: lb for name, (lb, _) in _features(*(np.ones(1),) * 5).items()}
 

@@ -121,13 +121,16 @@ def test_flat_window_values():
     """The degenerate cases as defined in features.py, exactly: a flat window has no return, no volatility, a
     volume like the last 48 and the close in the middle of its range."""
     want = {"ret_1": 0.0, "ret_z": 0.0, "ret_4": 0.0, "ret_24": 0.0, "vol_24": 0.0, "vol_ratio": 0.0,
-            "volume_z": 0.0, "range_z": 0.0, "range_pos": 0.5, "rsi_14": 0.5}
+            "volume_z": 0.0, "range_z": 0.0, "range_pos": 0.5, "rsi_14": 0.5,
+            **dict.fromkeys(("lvol_1", "lvol_6", "lvol_24", "lvol_48", "lvol_168", "lpark_24", "lgk_24"),
+                            np.log(SCALE_FLOOR))}
     L = lookback(ALL_FEATURES)
     for price in (1e-8, 42.5, 1e8):
         X = market_features(*[np.full(200, price)] * 4, np.zeros(200), spec=ALL_FEATURES)
         got = {name: set(X[L:, j].tolist()) for j, name in enumerate(ALL_FEATURES)}
         assert got == {name: {value} for name, value in want.items()}, price
     # one nonzero volume for 48 bars: volume_z is 0 up to the rounding of the window's mean (a few ulp / 1e-8)
+    L = lookback(("volume_z", "vol_ratio"))
     for volume in np.random.default_rng(0).uniform(0.0, 1e4, 50):
         X = market_features(*[np.full(60, 42.5)] * 4, np.full(60, volume), spec=ALL_FEATURES)
         assert (np.abs(X[L:, ALL_FEATURES.index("volume_z")]) < 1e-6).all()
@@ -190,3 +193,25 @@ def test_window_exact_on_flat_hours():
     for t in bars_in_and_after_flats:
         window = market_features(*(a[t - L:t + 1] for a in bars), spec=ALL_FEATURES)[-1]
         assert np.isfinite(window).all() and np.array_equal(window, full[t]), t
+
+
+def test_risk_features_against_hand_computation():
+    """HAR log volatilities, Parkinson and Garman-Klass on a scripted window, computed the long way."""
+    rng = np.random.default_rng(7)
+    n = 400
+    c = 50.0 * np.exp(np.cumsum(0.01 * rng.standard_normal(n)))
+    o = np.r_[c[0], c[:-1]]
+    h = np.maximum(o, c) * (1 + 0.004 * rng.random(n))
+    low = np.minimum(o, c) * (1 - 0.004 * rng.random(n))
+    spec = ("lvol_1", "lvol_6", "lvol_24", "lvol_168", "lpark_24", "lgk_24")
+    X = market_features(o, h, low, c, np.ones(n), spec=spec)
+    r = np.diff(np.log(c))
+    t = 300
+    window = lambda k: r[t - k:t]                                                  # noqa: E731  (returns into t)
+    assert X[t, 0] == pytest.approx(np.log(abs(r[t - 1])))
+    for j, k in ((1, 6), (2, 24), (3, 168)):
+        assert X[t, j] == pytest.approx(0.5 * np.log(np.mean(window(k) ** 2)))
+    hl, co = np.log(h[t - 23:t + 1] / low[t - 23:t + 1]), np.log(c[t - 23:t + 1] / o[t - 23:t + 1])
+    assert X[t, 4] == pytest.approx(0.5 * np.log(np.mean(hl ** 2) / (4 * np.log(2))))
+    assert X[t, 5] == pytest.approx(0.5 * np.log(np.mean(0.5 * hl ** 2 - (2 * np.log(2) - 1) * co ** 2)))
+    assert np.isnan(X[:168, 3]).all() and np.isfinite(X[168:, 3]).all()
