@@ -48,20 +48,22 @@ def find_gaps(index: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> GapR
     return GapReport(len(gaps), gaps.max(), step, missing)
 
 
-def _where(df: pd.DataFrame, mask: np.ndarray, row_offset: int) -> str:
+def _where(df: pd.DataFrame, mask: np.ndarray, row_offset: int | np.ndarray) -> str:
     i = int(np.flatnonzero(mask)[0])
     more = int(mask.sum()) - 1
     tail = f" (and {more} more row(s))" if more else ""
-    return f"row {i + row_offset} ({df.index[i]}){tail}"
+    row = i + row_offset if np.ndim(row_offset) == 0 else row_offset[i]
+    return f"row {row} ({df.index[i]}){tail}"
 
 
-def validate_ohlcv(df: pd.DataFrame, source: str = "data", row_offset: int = 1,
+def validate_ohlcv(df: pd.DataFrame, source: str = "data", row_offset: int | np.ndarray = 1,
                    step: pd.Timedelta | None = None) -> pd.DataFrame:
     """Check an OHLCV frame with a DatetimeIndex in UTC; return it with float64 columns, sorted.
 
     Raises :class:`DataError` naming the first bad row (``row_offset`` is the number of the first
-    row, e.g. 2 for a CSV file's line numbers). Gaps are allowed: they are logged and reported in
-    ``df.attrs["gaps"]``. ``step`` is the expected bar length (default: the median spacing).
+    row, e.g. 2 for a CSV file's line numbers, or an array of the number of each row). Gaps are
+    allowed: they are logged and reported in ``df.attrs["gaps"]``. ``step`` is the expected bar
+    length (default: the median spacing).
     """
     missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
     if missing:
