@@ -270,12 +270,13 @@ def candles_to_frame(arr: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def ohlcv_frame(frame: pd.DataFrame, source: str, step_ms: int) -> pd.DataFrame:
-    """A cache frame as the validated OHLCV frame every feed returns (UTC index, gaps in attrs)."""
+def ohlcv_frame(frame: pd.DataFrame, source: str, step_ms: int, report_gaps: bool = True) -> pd.DataFrame:
+    """A cache frame as the validated OHLCV frame every feed returns (UTC index, gaps in attrs; logged unless
+    ``report_gaps`` is false)."""
     index = pd.DatetimeIndex(pd.to_datetime(frame["ts"].to_numpy(dtype=np.int64), unit="ms", utc=True))
     out = pd.DataFrame(frame[list(OHLCV_COLUMNS)].to_numpy(dtype=np.float64),
                        index=index.as_unit("ns"), columns=list(OHLCV_COLUMNS))
-    return validate_ohlcv(out, source=source, step=pd.Timedelta(step_ms, unit="ms"))
+    return validate_ohlcv(out, source=source, step=pd.Timedelta(step_ms, unit="ms"), report_gaps=report_gaps)
 
 
 def fetch_bybit(symbol: str, timeframe: str, since: object, until: object = None,
@@ -303,7 +304,8 @@ def fetch_bybit(symbol: str, timeframe: str, since: object, until: object = None
     source = f"bybit {category} {symbol} {timeframe}"
     cache = (SeriesCache(cache_path(cache_dir, exchange.id, category, symbol, timeframe), OHLCV_COLUMNS)
              if cache_dir is not None else None)
-    store = SeriesStore(cache, OHLCV_COLUMNS, lambda rows: ohlcv_frame(rows, source, step_ms))
+    # downloaded pages are checked as they arrive; their gaps are reported once, for the range returned
+    store = SeriesStore(cache, OHLCV_COLUMNS, lambda rows: ohlcv_frame(rows, source, step_ms, report_gaps=False))
     if hi is None or store.coverage.missing(lo, hi):
         src = CandleSource.open(symbol, timeframe, category, exchange, retry)
         hi = min(hi if hi is not None else np.iinfo(np.int64).max, src.closed_before(src.server_time()))

@@ -57,13 +57,14 @@ def _where(df: pd.DataFrame, mask: np.ndarray, row_offset: int | np.ndarray) -> 
 
 
 def validate_ohlcv(df: pd.DataFrame, source: str = "data", row_offset: int | np.ndarray = 1,
-                   step: pd.Timedelta | None = None) -> pd.DataFrame:
+                   step: pd.Timedelta | None = None, report_gaps: bool = True) -> pd.DataFrame:
     """Check an OHLCV frame with a DatetimeIndex in UTC; return it with float64 columns, sorted.
 
     Raises :class:`DataError` naming the first bad row (``row_offset`` is the number of the first
     row, e.g. 2 for a CSV file's line numbers, or an array of the number of each row). Gaps are
-    allowed: they are logged and reported in ``df.attrs["gaps"]``. ``step`` is the expected bar
-    length (default: the median spacing).
+    allowed: they are reported in ``df.attrs["gaps"]`` and logged (unless ``report_gaps`` is false: a caller that
+    validates part of a series and reports the whole later). ``step`` is the expected bar length (default: the
+    median spacing).
     """
     missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
     if missing:
@@ -108,7 +109,7 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "data", row_offset: int | np.
     out.index.name = "datetime"
     gaps = find_gaps(out.index, step)
     out.attrs["gaps"] = gaps
-    if gaps.count:
+    if gaps.count and report_gaps:
         log.warning("%s: %s", source, gaps)
     return out
 

@@ -183,6 +183,8 @@ def test_gaps_are_asked_again_reported_and_not_recorded_as_downloaded(bybit_serv
     assert _kline(bybit_server) == fast_retry.attempts  # the page, asked again while it lacked candles
     assert "still has no candles for [2024-01-05T04:00Z, 2024-01-05T06:00Z) after 4 attempts" in caplog.text
     assert "still has no candles for [2024-01-30T04:00Z, 2024-01-30T05:00Z) after 4 attempts" in caplog.text
+    reports = [r for r in caplog.records if r.name == "btdensity.feeds.ohlcv" and "gap(s)" in r.getMessage()]
+    assert len(reports) == 1                                 # the gap summary once (it was logged twice)
     coverage = SeriesCache(cache_path(tmp_path, "bybit", "linear", "BTC/USDT:USDT", "1h"), OHLCV_COLUMNS).load()[1]
     assert coverage.missing(T0, T0 + 999 * HOUR + 1) == [(T0 + 100 * HOUR, T0 + 102 * HOUR),
                                                               (T0 + 700 * HOUR, T0 + 701 * HOUR)]
