@@ -8,7 +8,7 @@ from typing import Sequence
 from btdensity.cli_options import (Parser, UserError, add_broker_options, add_data_options, add_model_options,
                                    add_strategy_options, backtest_config, load_data, walk_forward)
 
-from .lineup import FAMILIES
+from .lineup import DEFAULT_FAMILIES, FAMILIES
 
 __all__ = ["build_ablate_parser", "build_score_parser", "main"]
 
@@ -39,8 +39,8 @@ def build_score_parser() -> argparse.ArgumentParser:
                            "out of sample on the data; writes scorecard.json and scorecard.html.")
     add_data_options(p)
     add_model_options(p)
-    p.add_argument("--models", type=_families, default=tuple(FAMILIES), metavar="FAMILY,...",
-                   help=f"families to score: {', '.join(FAMILIES)}")
+    p.add_argument("--models", type=_families, default=DEFAULT_FAMILIES, metavar="FAMILY,...",
+                   help=f"families to score, from {', '.join(FAMILIES)}")
     p.add_argument("--horizon", type=int, default=1, help="bars ahead of the forecast and direction scores")
     p.add_argument("--anomalies", type=_windows, default=None, metavar="START/END,...",
                    help="ground-truth anomaly windows for detection latency (default: the data's anomaly column)")

@@ -13,7 +13,7 @@ from btdensity.feeds import DataFrameFeed
 from btdensity.indicators import WalkForwardSettings
 from btdensity.runner import indicator_lines
 
-__all__ = ["FAMILIES", "Family", "lineup", "run_lineup"]
+__all__ = ["DEFAULT_FAMILIES", "FAMILIES", "Family", "lineup", "run_lineup"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,11 @@ FAMILIES = {
                         "Does the direction signal rank the next returns? (rank IC, sign agreement)"),
     "regime": Family("regime", ("Regime",), ("PersistenceRegime",),
                      "Does the regime model beat 'the regime stays what it was'? (log loss, accuracy)"),
+    "tail": Family("tail", ("TailRisk", "TailRisk_2"), ("GarchForecast", "historical simulation"),
+                   "Do the 95 % / 99 % VaR and CVaR lines hold? (exceedance, Kupiec, Christoffersen, FZ0 loss)"),
 }
+#: what a scorecard runs unless told otherwise (the tail family fits a conditional flow per window: ask for it)
+DEFAULT_FAMILIES = ("density", "gate", "forecast", "direction", "regime")
 
 
 def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 24, level: float = 0.9,
@@ -55,10 +59,17 @@ def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 2
                          f"choose from {list(FAMILIES)}")
     names: list[str] = []
     for f in families:
+        if f == "tail":
+            continue
         for name in (*FAMILIES[f].models, *FAMILIES[f].baselines):
             if name not in names:
                 names.append(name)
-    return [(name, params[name]) for name in names]
+    out = [(name, params[name]) for name in names]
+    if "tail" in families:
+        from .tail import tail_lineup
+
+        out += [entry for entry in tail_lineup(horizon, garch_level=level) if entry[0] not in names]
+    return out
 
 
 #: model indicators that also get an adaptive-conformal companion (columns ``Adaptive<name>.*``): the forecasts'

@@ -23,20 +23,21 @@ from btdensity.indicators import DEFAULT_FEATURES, WalkForwardSettings
 from .compare import Comparison
 from .families import Section, score_densities, score_directions, score_gates, score_regimes
 from .forecasts import score_forecasts
-from .lineup import FAMILIES, gate_inputs, lineup, run_lineup
+from .lineup import DEFAULT_FAMILIES, FAMILIES, gate_inputs, lineup, run_lineup
 
 __all__ = ["ScoreConfig", "Scorecard", "scorecard"]
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """What a scorecard runs: the ``families`` (``density``, ``gate``, ``forecast``, ``direction``, ``regime``),
+    """What a scorecard runs: the ``families`` (``density``, ``gate``, ``forecast``, ``direction``, ``regime``;
+    ``tail`` too when asked for),
     the indicators' walk-forward settings, the forecast and direction ``horizon``, the gate event's
     ``event_horizon`` and top ``shares``, the regime ``regime_horizon``, the gates' ``alpha``, the forecast
     intervals' ``level``, and ``anomalies``: ground-truth anomaly windows as ``(start, end)`` times (default: the
     data's ``anomaly`` column when it has one, as the synthetic market does)."""
 
-    families: tuple[str, ...] = tuple(FAMILIES)
+    families: tuple[str, ...] = DEFAULT_FAMILIES
     walk_forward: WalkForwardSettings = field(default_factory=WalkForwardSettings)
     horizon: int = 1
     event_horizon: int = 24
@@ -137,6 +138,12 @@ def scorecard(df: pd.DataFrame, config: ScoreConfig = ScoreConfig(), features: S
         elif name == "direction":
             sections[name] = score_directions(lines, close, fam.models, fam.baselines, horizon=cfg.horizon,
                                               seed=cfg.seed)
+        elif name == "tail":
+            from .tail import score_tail
+
+            sections[name] = score_tail(lines, close, {"TailRisk": 0.95, "TailRisk_2": 0.99},
+                                        garch="GarchForecast", garch_level=cfg.level, horizon=cfg.horizon,
+                                        seed=cfg.seed)
         else:
             sections[name] = score_regimes(lines, close, fam.models, fam.baselines, cfg.regime_horizon,
                                            cfg.walk_forward.train_bars, seed=cfg.seed)

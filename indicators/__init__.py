@@ -14,9 +14,12 @@ from .regime import REGIME_NAMES, Regime
 from .score_direction import ScoreDirection
 from .settings import WalkForwardSettings
 from .statistic_baselines import MomentumDirection, RealizedVolGate
+from .scenarios import ScenarioFan, scenario_fans, simulate_scenarios
+from .tail_risk import TailRisk
 from .uncertainty import BNNUncertainty
 
-__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNUncertainty", "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity",
-           "LogDensity", "MixtureDensity", "MomentumDirection", "PersistenceRegime", "REGIME_NAMES",
-           "RealizedVolGate", "Regime", "ScoreDirection", "WalkForwardIndicator", "WalkForwardSettings",
-           "market_features"]
+__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNUncertainty", "DEFAULT_FEATURES", "Energy",
+           "GarchForecast", "GaussianDensity", "LogDensity", "MixtureDensity", "MomentumDirection",
+           "PersistenceRegime", "REGIME_NAMES", "RealizedVolGate", "Regime", "ScenarioFan", "ScoreDirection",
+           "TailRisk", "WalkForwardIndicator", "WalkForwardSettings", "market_features", "scenario_fans",
+           "simulate_scenarios"]

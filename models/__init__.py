@@ -12,8 +12,12 @@ from .score import ScoreModel
 from .classical_density import GaussianMixtureModel, GaussianModel
 from .empirical import EmpiricalSample
 from .garch import GarchT
+from .conditional_flow import ConditionalRealNVP
+from .conditional_score import ConditionalScoreModel
+from .mixture_bnn import MixtureBNN
 
 __all__ = ["BaseModel", "Standardizer", "EnergyModel", "JointEnergyClassifier", "GaussianRBM",
            "expected_calibration_error", "BayesianNN", "Prediction", "calibration_error", "crps",
            "fit_variance_scale", "interval_coverage", "predictive_nll", "RealNVP", "ScoreModel",
-           "GaussianModel", "GaussianMixtureModel", "GarchT", "EmpiricalSample"]
+           "GaussianModel", "GaussianMixtureModel", "GarchT", "EmpiricalSample", "ConditionalRealNVP",
+           "ConditionalScoreModel", "MixtureBNN"]
