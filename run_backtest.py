@@ -64,6 +64,10 @@ def _table(summary: dict[str, Any]) -> str:
         lines.append(f"{label:14s}{fmt.format(summary[key]):>14s}{fmt.format(bench[key]):>14s}")
     lines.append(f"{'trades':14s}{summary['n_trades']:>14d}   win rate {summary['win_rate']:.0%}, "
                  f"exposure {summary['exposure']:.0%}")
+    if "turnover_per_year" in summary:
+        lines.append(f"{'turnover/year':14s}{summary['turnover_per_year']:>13.1f}x   "
+                     f"fees {summary['fees_per_year']:.1%} of average equity a year, "
+                     f"positions held {summary['avg_holding_days']:.1f} days on average")
     lines.append(f"{'bars':14s}{summary['bars']:>14d}   {summary['start'][:16]} .. {summary['end'][:16]}, "
                  f"backtest {summary['runtime_s']:.1f} s")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from btdensity.atomic import write_text
 from btdensity.runner import BacktestConfig, BacktestResult, backtest
-from btdensity.runner.metrics import periods_per_year, summarize
+from btdensity.runner.metrics import summarize, turnover_per_year
 
 from .replay import NEUTRAL, replacement
 
@@ -49,19 +49,6 @@ class Ablation:
                 "null_sharpe": [float(x) for x in self.null_sharpe], "shifts": self.shifts,
                 "runtime_s": self.runtime_s, "notes": self.notes,
                 "variants": json.loads(self.table.to_json(orient="index"))}
-
-
-def turnover_per_year(result: BacktestResult) -> float:
-    """Traded value (|change of position| × close, summed) over the average equity, per year."""
-    close = result.prices["close"].reindex(result.positions.index).to_numpy(dtype=np.float64)
-    traded = float(np.nansum(np.abs(np.diff(result.positions.to_numpy(dtype=np.float64), prepend=0.0)) * close))
-    years = len(result.values) / (periods_per_year(result.values.index) * _bars_per_day(result.values.index))
-    return traded / float(result.values.mean()) / years if years > 0 else 0.0
-
-
-def _bars_per_day(index: pd.DatetimeIndex) -> float:
-    step = float(np.median(np.diff(index.asi8))) / 1e9 if len(index) > 1 else 86400.0
-    return max(86400.0 / step, 1.0)
 
 
 def _figures(result: BacktestResult) -> dict[str, float]:

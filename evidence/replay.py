@@ -14,7 +14,7 @@ __all__ = ["NEUTRAL", "neutral_lines", "replacement", "replay_indicator", "shift
 
 #: line values that carry no information, per model indicator: an open gate, a typical state, no forecast edge
 NEUTRAL: dict[str, dict[str, float]] = {
-    "LogDensity": {"logp": 0.0, "pvalue": 1.0, "gate": 1.0},
+    "LogDensity": {"logp": 0.0, "pvalue": 1.0, "gate": 1.0, "smooth_gate": 1.0},
     "Energy": {"energy": 0.0, "zscore": 0.0, "pvalue": 1.0},
     "ScoreDirection": {"direction": 0.0, "strength": 0.0},
     "Regime": {"regime": 2.0, "confidence": 1.0, "energy": 0.0},   # always "ranging"

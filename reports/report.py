@@ -45,7 +45,7 @@ def write_report(result: "BacktestResult", out_dir: str | os.PathLike, *, title:
         raise ValueError(f"summary figures are not finite: {bad}")
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_tearsheet(out / "tearsheet.html", daily_returns(result.values, initial),
-                    daily_returns(result.benchmark, initial), summary["periods_per_year"], title)
+                    daily_returns(result.benchmark, initial), summary["periods_per_year"], title, trading=summary)
     if plot and result.cerebro is not None:
         write_plot(result.cerebro, out / "plot.png")
     if has_model_lines(result.lines):

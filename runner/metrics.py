@@ -9,17 +9,71 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-__all__ = ["PERFORMANCE_KEYS", "SUMMARY_KEYS", "daily_returns", "performance", "periods_per_year", "summarize"]
+__all__ = ["PERFORMANCE_KEYS", "SUMMARY_KEYS", "TRADING_KEYS", "average_holding_bars", "bars_per_day",
+           "daily_returns", "fees_per_year", "performance", "periods_per_year", "summarize", "trading_figures",
+           "turnover_per_year", "years"]
 
 PERFORMANCE_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar")
+#: what trading costs: turnover and fees per year (multiples / fractions of the average equity), holding time
+TRADING_KEYS = ("turnover_per_year", "fees_per_year", "avg_holding_days")
 SUMMARY_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
-                "n_trades", "win_rate", "exposure", "fees_paid", "funding_paid", "bars", "start", "end",
-                "runtime_s", "benchmark")
+                "n_trades", "win_rate", "exposure", "fees_paid", "funding_paid", *TRADING_KEYS, "bars", "start",
+                "end", "runtime_s", "benchmark")
 
 
 def periods_per_year(index: pd.DatetimeIndex) -> int:
     """365 for markets that trade every day (any weekend bar), 252 for weekday-only data."""
     return 365 if (index.day_of_week >= 5).any() else 252
+
+
+def bars_per_day(index: pd.DatetimeIndex) -> float:
+    """Bars in a day of the data: one day over the median step between bars (at least 1: daily or longer bars)."""
+    step = float(np.median((index[1:] - index[:-1]).total_seconds())) if len(index) > 1 else 86400.0
+    return max(86400.0 / step, 1.0) if step > 0 else 1.0
+
+
+def years(index: pd.DatetimeIndex) -> float:
+    """The span of ``index`` in years of trading: its bars over ``periods_per_year × bars_per_day``."""
+    return len(index) / (periods_per_year(index) * bars_per_day(index)) if len(index) else 0.0
+
+
+def turnover_per_year(result: Any) -> float:
+    """Traded value (|change of position| × close, summed) over the average equity, per year: 2 is a round trip
+    of the whole portfolio a year. Reads ``positions``, ``prices`` and ``values``."""
+    close = result.prices["close"].reindex(result.positions.index).to_numpy(dtype=np.float64)
+    traded = float(np.nansum(np.abs(np.diff(result.positions.to_numpy(dtype=np.float64), prepend=0.0)) * close))
+    span = years(result.values.index)
+    return traded / float(result.values.mean()) / span if span > 0 else 0.0
+
+
+def fees_per_year(result: Any) -> float:
+    """Fees paid per year as a fraction of the average equity (0.05: fees cost 5 % of the account a year).
+    Reads ``fees_paid`` and ``values``."""
+    span = years(result.values.index)
+    return float(result.fees_paid) / float(result.values.mean()) / span if span > 0 else 0.0
+
+
+def average_holding_bars(positions: pd.Series) -> float:
+    """The mean length, in bars, of the spells with a position of one sign (a flip starts a new spell; a resize
+    does not); a spell still open at the end counts to the last bar. 0 without positions.
+
+    >>> average_holding_bars(pd.Series([0, 1, 2, 2, 0, -1, -1, 1, 0.0]))
+    2.0
+    """
+    sign = np.sign(positions.to_numpy(dtype=np.float64))
+    if not sign.any():
+        return 0.0
+    starts = np.flatnonzero((sign != 0) & (sign != np.r_[0.0, sign[:-1]]))
+    return float((sign != 0).sum() / len(starts))
+
+
+def trading_figures(result: Any) -> dict[str, float]:
+    """``turnover_per_year``, ``fees_per_year`` and ``avg_holding_days`` of a result with ``positions``, ``prices``
+    and ``fees_paid`` (``{}`` for one without, such as a window of a sweep)."""
+    if not all(hasattr(result, name) for name in ("positions", "prices", "fees_paid")):
+        return {}
+    return {"turnover_per_year": _finite(turnover_per_year(result)), "fees_per_year": _finite(fees_per_year(result)),
+            "avg_holding_days": average_holding_bars(result.positions) / bars_per_day(result.values.index)}
 
 
 def daily_returns(values: pd.Series, initial: float) -> pd.Series:
@@ -79,7 +133,8 @@ class Scored(Protocol):
 
 def summarize(result: Scored, initial: float) -> dict[str, Any]:
     """The figures of ``summary.json``: performance of the strategy and, under ``benchmark``, of buy-and-hold,
-    trades, exposure and span; ``fees_paid`` / ``funding_paid`` when the result has them."""
+    trades, exposure and span; ``fees_paid`` / ``funding_paid`` and the :func:`trading_figures` when the result
+    has them."""
     periods = periods_per_year(result.values.index)
     trades = result.trades
     n_trades = int(len(trades))
@@ -98,4 +153,5 @@ def summarize(result: Scored, initial: float) -> dict[str, Any]:
     for key in ("fees_paid", "funding_paid"):
         if hasattr(result, key):
             summary[key] = float(getattr(result, key))
+    summary.update(trading_figures(result))
     return summary

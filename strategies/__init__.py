@@ -1,14 +1,20 @@
-"""Strategies, sizers, commission and funding schemes, the Bybit broker and the strategy registry."""
+"""Strategies, the risk overlay (``RiskScale``, the ``RiskManaged`` mixin, the rebalance rule), sizers, commission
+and funding schemes, the Bybit broker and the strategy registry."""
 from .baselines import BuyAndHold, SmaCross
 from .broker import BybitBroker, FractionalBarPerc
 from .commission import BYBIT_FEES, BybitCommission
 from .density_gated import DensityGatedStrategy
 from .funding import FundingRates
+from .managed import HeldDirection, RiskManaged
 from .model_base import ModelStrategy
 from .model_strategies import BNNConfidence, EnergySized, RegimeFilter, ScoreMomentum
+from .overlay import RiskScale
+from .rebalance import RebalanceRule, round_trip_cost
 from .registry import STRATEGIES, get_strategy, register_strategy
-from .sizers import EnergyScaledSizer, UncertaintySizer
+from .sizers import EnergyScaledSizer, RiskScaleSizer, UncertaintySizer
+from .var_sizer import VaRBudgetSizer
 
 __all__ = ["BNNConfidence", "BYBIT_FEES", "BuyAndHold", "BybitBroker", "BybitCommission", "DensityGatedStrategy",
-           "EnergyScaledSizer", "EnergySized", "FractionalBarPerc", "FundingRates", "ModelStrategy", "RegimeFilter",
-           "STRATEGIES", "ScoreMomentum", "SmaCross", "UncertaintySizer", "get_strategy", "register_strategy"]
+           "EnergyScaledSizer", "EnergySized", "FractionalBarPerc", "FundingRates", "HeldDirection", "ModelStrategy",
+           "RebalanceRule", "RegimeFilter", "RiskManaged", "RiskScale", "RiskScaleSizer", "STRATEGIES", "ScoreMomentum",
+           "SmaCross", "UncertaintySizer", "VaRBudgetSizer", "get_strategy", "register_strategy", "round_trip_cost"]

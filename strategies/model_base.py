@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-
 import backtrader as bt
 
 from btdensity.indicators import BNNUncertainty, Regime, WalkForwardSettings
 
-__all__ = ["ModelStrategy"]
+__all__ = ["ModelStrategy", "managed_model_checks"]
 
 
 class ModelStrategy(bt.Strategy):
@@ -122,3 +121,14 @@ class ModelStrategy(bt.Strategy):
             order = self.close()
         if order is not None:
             self._working_orders.append(order)
+
+
+def managed_model_checks(strategy: ModelStrategy) -> None:
+    """What a managed model strategy refuses: stop-loss / take-profit brackets (the overlay resizes positions,
+    which brackets of a fixed size would not follow) and sizers (the overlay sizes)."""
+    name = type(strategy).__name__
+    if strategy.p.stop_loss is not None or strategy.p.take_profit is not None:
+        raise ValueError(f"{name}: stop_loss / take_profit brackets do not combine with the risk overlay's "
+                         "resizing; leave them unset")
+    if strategy.p.use_sizer:
+        raise ValueError(f"{name}(use_sizer=True): the risk overlay sizes this strategy's positions")

@@ -1,17 +1,19 @@
-"""Registered model strategies beyond the density gate: energy-sized momentum, score momentum, BNN confidence
-with uncertainty sizing, and a regime filter."""
+"""Registered model strategies beyond the default: energy-scaled momentum, score momentum, BNN confidence with
+volatility targeting, and a regime filter. Each is a core (which way to be) under the risk overlay
+(:class:`~btdensity.strategies.managed.RiskManaged`: a rebalance band sized by the fees, a minimum holding time),
+and each signal core keeps a direction at least ``signal_hold`` bars: a model signal that flips every few bars
+pays the fees every few bars. The default, 168 (a week of hourly bars), is a turnover budget that holds whatever the
+signal does: at most 52 changes of direction a year, whose fees at 0.1 % stay near 5 % of the equity a year."""
 from __future__ import annotations
 
 import math
 
-
-import backtrader as bt
-
 from btdensity.indicators import REGIME_NAMES, BNNUncertainty, Energy, Regime, ScoreDirection
 
-from .model_base import ModelStrategy
+from .managed import HeldDirection, RiskManaged, forecast_edge, trend_gap
+from .model_base import ModelStrategy, managed_model_checks
+from .overlay import RiskScale
 from .registry import register_strategy
-from .sizers import EnergyScaledSizer, UncertaintySizer
 
 __all__ = ["BNNConfidence", "EnergySized", "RegimeFilter", "ScoreMomentum"]
 
@@ -22,105 +24,131 @@ def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
-@register_strategy("energy_sized")
-class EnergySized(ModelStrategy):
-    """Momentum (the log return over ``momentum_bars``) sized by ``EnergyScaledSizer``: a full ``target``
-    position when the energy z-score is at or below 0, shrinking to nothing at ``threshold``."""
+class _SignalStrategy(RiskManaged, ModelStrategy):
+    """A managed model strategy whose core is a held signal direction (``signal_hold`` bars at least)."""
 
-    params = (("momentum_bars", 24), ("threshold", 3.0), ("use_sizer", True))
+    params = (("signal_hold", 168),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        managed_model_checks(self)
+        self.held_signal = HeldDirection(self.p.signal_hold)
+
+    def want(self) -> float:
+        """The direction the signal asks for now, before the hold (NaN: not known yet)."""
+        raise NotImplementedError
+
+    def core(self) -> float:
+        want = self.want()
+        if not math.isfinite(want):
+            return math.nan
+        return self.held_signal.update(len(self) - 1, int(want))
+
+
+@register_strategy("energy_sized")
+class EnergySized(_SignalStrategy):
+    """Momentum (long while the log return over ``momentum_bars`` is positive) scaled by the energy z-score as
+    ``EnergyScaledSizer`` scales it: ``clip(1 − max(z, 0) / threshold, 0, 1)`` of ``target``, on the z-score
+    smoothed with a half-life of ``energy_halflife`` bars."""
+
+    params = (("momentum_bars", 168), ("threshold", 3.0), ("energy_halflife", 24))
 
     def __init__(self) -> None:
         super().__init__()
         self.energy = self.model(Energy)
-        self.momentum = bt.ind.ROC(self.data.close, period=self.p.momentum_bars, plot=False)
-        self.setsizer(EnergyScaledSizer(energy=self.energy, base=self.p.target, threshold=self.p.threshold))
+        self.risk = RiskScale(self.data, vol=False, energy=self.energy, z_low=0.0, z_high=self.p.threshold,
+                              energy_floor=0.0, energy_halflife=self.p.energy_halflife)
         self.attach_diagnostics()
 
-    def next(self) -> None:
-        m, z = self.momentum[0], self.energy.zscore[0]
-        if self.pending() or not _finite(m, z):
-            return
-        if self.position.size > 0 and m <= 0:
-            self.exit()
-        elif not self.position and m > 0:
-            self.enter(+1)
+    def want(self) -> float:
+        closes = self.data.close.get(size=self.p.momentum_bars + 1)
+        if len(closes) <= self.p.momentum_bars or not closes[0] > 0:
+            return math.nan
+        return 1.0 if closes[-1] > closes[0] else 0.0
 
 
 @register_strategy("score_momentum")
-class ScoreMomentum(ModelStrategy):
-    """Follow ScoreDirection: enter its direction when its strength is at least ``min_strength`` (1 = a
-    usual bar of the calibration tail), leave when the direction turns or the strength falls below
-    ``exit_strength``."""
+class ScoreMomentum(_SignalStrategy):
+    """Follow ScoreDirection: enter its direction when its strength is at least ``min_strength`` (1 = a usual bar
+    of the calibration tail), leave when the direction turns or the strength falls below ``exit_strength``; the
+    position is volatility-targeted on the trailing volatility (``RiskScale``)."""
 
     params = (("min_strength", 1.0), ("exit_strength", 0.5))
 
     def __init__(self) -> None:
         super().__init__()
         self.direction = self.model(ScoreDirection)
+        self.risk = RiskScale(self.data)
         self.attach_diagnostics()
 
-    def next(self) -> None:
+    def want(self) -> float:
         d, s = self.direction.direction[0], self.direction.strength[0]
-        if self.pending() or not _finite(d, s):
-            return
+        if not _finite(d, s):
+            return math.nan
         want = (d > 0) - (d < 0)
         if not self.p.long_short:
             want = max(want, 0)
-        held = (self.position.size > 0) - (self.position.size < 0)
+        held = self.held_signal.direction
         if held and (want != held or s < self.p.exit_strength):
-            self.exit()
-        elif not held and want and s >= self.p.min_strength:
-            self.enter(want)
+            return 0.0
+        if not held and want and s >= self.p.min_strength:
+            return float(want)
+        return float(held)
 
 
 @register_strategy("bnn_confidence")
-class BNNConfidence(ModelStrategy):
-    """Long while the BNN's predicted return is at least ``min_snr`` predictive standard deviations above
-    zero, sized by ``UncertaintySizer`` (volatility targeting, ``target_vol`` per bar, optional Kelly)."""
+class BNNConfidence(_SignalStrategy):
+    """Long while the BNN's predicted return is at least ``min_snr`` predictive standard deviations above zero and
+    its expected gain over ``min_hold`` bars beats the round-trip cost (cost-aware entries), out when it falls to 0;
+    volatility-targeted on the BNN's predictive std: ``min(target_vol / σ, max_leverage)`` of ``target``, σ smoothed
+    with a half-life of ``vol_halflife`` bars (``UncertaintySizer``'s rule, banded)."""
 
-    params = (("min_snr", 0.05), ("target_vol", 0.01), ("max_leverage", 1.0), ("kelly_fraction", None),
-              ("use_sizer", True))
+    params = (("min_snr", 0.05), ("target_vol", 0.01), ("max_leverage", 1.0), ("vol_halflife", 24))
 
     def __init__(self) -> None:
         super().__init__()
         self.uncertainty = self.model(BNNUncertainty)
-        self.setsizer(UncertaintySizer(uncertainty=self.uncertainty, target_vol=self.p.target_vol,
-                                       max_leverage=self.p.max_leverage, kelly_fraction=self.p.kelly_fraction))
+        self.risk = RiskScale(self.data, risk=self.uncertainty, target_vol=self.p.target_vol,
+                              max_scale=self.p.max_leverage, vol_halflife=self.p.vol_halflife)
         self.attach_diagnostics()
 
-    def next(self) -> None:
+    def want(self) -> float:
         u = self.uncertainty
         mean, std = u.mean[0], math.hypot(u.epistemic[0], u.aleatoric[0])
-        if self.pending() or not _finite(mean, std) or std <= 0:
-            return
+        if not _finite(mean, std) or std <= 0:
+            return math.nan
         snr = mean / std
-        if self.position.size > 0 and snr <= 0:
-            self.exit()
-        elif not self.position and snr >= self.p.min_snr:
-            self.enter(+1)
+        held = self.held_signal.direction
+        if held and snr <= 0:
+            return 0.0
+        return 1.0 if held or snr >= self.p.min_snr else 0.0
+
+    def edge(self) -> float | None:
+        horizon = getattr(getattr(self.uncertainty, "p", None), "horizon", 1)
+        return forecast_edge(self.uncertainty.mean[0], max(int(horizon), 1), self.p.min_hold)
 
 
 @register_strategy("regime_filter")
-class RegimeFilter(ModelStrategy):
-    """A moving-average trend (fast above slow) traded only in the JEM's ``bull`` regime with at least
-    ``min_confidence``; out whenever the regime is ``volatile`` or the trend turns."""
+class RegimeFilter(_SignalStrategy):
+    """A moving-average trend (the mean close of the last ``fast`` bars above that of the last ``slow``) traded only
+    in the JEM's ``bull`` regime with at least ``min_confidence``; out when the regime is ``volatile`` or the trend
+    turns. Volatility-targeted on the trailing volatility (``RiskScale``)."""
 
-    params = (("fast", 20), ("slow", 50), ("min_confidence", 0.4))
+    params = (("fast", 24), ("slow", 168), ("min_confidence", 0.4))
 
     def __init__(self) -> None:
         super().__init__()
         if not 0 < self.p.fast < self.p.slow:
             raise ValueError(f"RegimeFilter needs 0 < fast < slow; got fast={self.p.fast}, slow={self.p.slow}")
         self.regime = self.model(Regime)
-        self.trend = bt.ind.SMA(self.data.close, period=self.p.fast) - bt.ind.SMA(self.data.close,
-                                                                                  period=self.p.slow)
+        self.risk = RiskScale(self.data)
         self.attach_diagnostics()
 
-    def next(self) -> None:
-        regime, confidence, trend = self.regime.regime[0], self.regime.confidence[0], self.trend[0]
-        if self.pending() or not _finite(regime, confidence, trend):
-            return
-        if self.position.size > 0 and (trend <= 0 or int(regime) == _VOLATILE):
-            self.exit()
-        elif not self.position and trend > 0 and int(regime) == _BULL and confidence >= self.p.min_confidence:
-            self.enter(+1)
+    def want(self) -> float:
+        regime, confidence = self.regime.regime[0], self.regime.confidence[0]
+        trend = trend_gap(self.data, self.p.fast, self.p.slow)
+        if not _finite(regime, confidence, trend):
+            return math.nan
+        if self.held_signal.direction > 0:
+            return 0.0 if trend <= 0 or int(regime) == _VOLATILE else 1.0
+        return 1.0 if trend > 0 and int(regime) == _BULL and confidence >= self.p.min_confidence else 0.0

@@ -42,7 +42,7 @@ def check_params(name: str, params: Mapping[str, Any]) -> None:
     >>> check_params("sma_cross", {"fats": 10})
     Traceback (most recent call last):
     ...
-    ValueError: strategy 'sma_cross' has no parameter 'fats' (did you mean 'fast'?); its parameters: fast, short, slow, target
+    ValueError: strategy 'sma_cross' has no parameter 'fats' (did you mean 'fast'?); its parameters: band, edge_margin, fast, min_hold, overlay, reference_bars, short, slow, target, vol_halflife
     """
     defaults = dict(get_strategy(name).params._getitems())
     for key, value in params.items():

@@ -1,6 +1,7 @@
 """Sizers that scale positions by what the models say: ``EnergyScaledSizer`` (smaller when the market
-looks unlike anything seen) and ``UncertaintySizer`` (volatility targeting on the BNN's predictive std,
-with an optional capped fractional Kelly).
+looks unlike anything seen), ``UncertaintySizer`` (volatility targeting on the BNN's predictive std,
+with an optional capped fractional Kelly) and ``RiskScaleSizer`` (the risk overlay's scale, a ``RiskScale`` line,
+for entries; :class:`~btdensity.strategies.managed.RiskManaged` also resizes held positions).
 
 Both size a new position as a fraction of the portfolio's value at the bar's close (the order fills
 at the next open), never more than the cash (spot) or margin (perpetuals) available after the taker fee
@@ -14,7 +15,8 @@ An order against an open position closes it (its size is the position's). A NaN 
 
 The indicator is a parameter: the indicator object (or a line), or the name of the strategy's
 attribute holding it, resolved when sizing (default ``"energy"`` / ``"uncertainty"``), so that
-``cerebro.addsizer(EnergyScaledSizer)`` works with a strategy that sets ``self.energy = Energy(...)``.
+``cerebro.addsizer(EnergyScaledSizer)`` works with a strategy that sets ``self.energy = Energy(...)`` (and
+``RiskScaleSizer`` with one that sets ``self.risk = RiskScale(...)``).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from typing import Any
 
 import backtrader as bt
 
-__all__ = ["EnergyScaledSizer", "UncertaintySizer"]
+__all__ = ["EnergyScaledSizer", "RiskScaleSizer", "UncertaintySizer"]
 
 
 class _FractionSizer(bt.Sizer):
@@ -129,3 +131,24 @@ class UncertaintySizer(_FractionSizer):
             kelly = self.p.kelly_fraction * edge / var if var > 0 else math.copysign(math.inf, edge)
             frac = min(frac, kelly)
         return frac
+
+
+class RiskScaleSizer(_FractionSizer):
+    """``size = base × scale`` of the portfolio's value, ``scale`` read from a
+    :class:`~btdensity.strategies.overlay.RiskScale` (its ``scale`` line), any line of scales, or the name of the
+    strategy's attribute holding one (default ``"risk"``). A NaN scale (warm-up) sizes 0.
+
+    A sizer sizes the orders a strategy sends; to resize a held position as the scale moves (with the rebalance
+    band and the minimum holding time) build the strategy on :class:`~btdensity.strategies.managed.RiskManaged`.
+    """
+
+    params = (("risk", "risk"), ("base", 0.95))
+
+    def __init__(self) -> None:
+        super().__init__()
+        if not self.p.base > 0:
+            raise ValueError(f"RiskScaleSizer(base={self.p.base}): base must be a positive fraction of value")
+
+    def fraction(self, isbuy: bool) -> float:
+        obj = self._resolve(self.p.risk, "risk scale")
+        return self.p.base * float(getattr(obj, "scale", obj)[0])

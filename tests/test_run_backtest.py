@@ -27,6 +27,7 @@ def test_prints_a_table_of_the_main_figures(tmp_path, capsys):
     out = capsys.readouterr().out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "buy & hold" in out and f"{summary['sharpe']:.2f}" in out
+    assert f"turnover/year {summary['turnover_per_year']:>13.1f}x   fees {summary['fees_per_year']:.1%}" in out
     assert not (tmp_path / "plot.png").exists()
 
 
@@ -93,9 +94,9 @@ def test_csv_data_and_resampling(tmp_path):
     (["--param", "fast"], "--param takes NAME=VALUE"),
     (["--data", "sample.txt"], "is not understood"),
     (["--strategy", "sma_cros"], "unknown strategy 'sma_cros' (did you mean 'sma_cross'?)"),
-    (["--param", "nosuch=3"], "strategy 'density_gated' has no parameter 'nosuch'; its parameters: alpha, cooldown"),
+    (["--param", "nosuch=3"], "strategy 'density_gated' has no parameter 'nosuch'; its parameters: alpha, band, closed_scale"),
     (["--strategy", "sma_cross", "--param", "slwo=3"], "has no parameter 'slwo' (did you mean 'slow'?)"),
-    (["--strategy", "sma_cross", "--param", "fast=abc"], "fast='abc' must be an integer, like its default 20"),
+    (["--strategy", "sma_cross", "--param", "fast=abc"], "fast='abc' must be an integer, like its default 24"),
     (["--param", "enter_z=yes"], "enter_z='yes' must be a number"),
     (["--param", "long_short=1"], "long_short=1 must be True or False"),
 ])

@@ -37,11 +37,13 @@ def test_tearsheet_has_metrics_table_charts_and_benchmark(report):
     assert "Buy &amp; hold" in html or "Buy & hold" in html
     assert not re.search(r'(src|href)="https?://[^"]*\.(ico|js|css|png)', html)  # nothing to fetch
     assert f"{summary['sharpe']:.2f}" in html              # the summary's Sharpe is the tearsheet's
+    assert f"Trading: turnover {summary['turnover_per_year']:.1f}× the average equity a year" in html
 
 
 #: summary.json's figures as the README lists them, written out here (not read from the code)
 README_SUMMARY_KEYS = ["final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
-                       "n_trades", "win_rate", "exposure", "bars", "start", "end", "runtime_s", "benchmark"]
+                       "n_trades", "win_rate", "exposure", "turnover_per_year", "fees_per_year", "avg_holding_days",
+                       "bars", "start", "end", "runtime_s", "benchmark"]
 #: "the same performance figures of buy-and-hold under ``benchmark``"
 README_BENCHMARK_KEYS = ["final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar"]
 
@@ -115,3 +117,35 @@ def test_a_strategy_that_never_trades_still_gets_a_tearsheet(tmp_path):
     path = write_tearsheet(tmp_path / "t.html", pd.Series(0.0, index=idx), bench, 365, "flat")
     html = path.read_text()
     assert FLAT_NOTE in html and "Key Performance Metrics" in html
+
+
+def test_trading_figures_against_hand_computation():
+    """Two round trips of 0.5 coin at 100 on two days of hourly bars, equity 100 throughout, 2 of fees."""
+    from types import SimpleNamespace
+
+    from btdensity.runner.metrics import trading_figures
+
+    idx = pd.date_range("2024-01-06", periods=48, freq="1h", tz="UTC")     # a weekend: 365 days a year
+    positions = pd.Series(0.0, index=idx)
+    positions.iloc[2:8] = 0.5                                               # 6 bars
+    positions.iloc[20:22] = -0.5                                            # 2 bars
+    result = SimpleNamespace(positions=positions, prices=pd.DataFrame({"close": 100.0}, index=idx),
+                             values=pd.Series(100.0, index=idx), fees_paid=2.0)
+    years = 48 / (365 * 24)
+    figures = trading_figures(result)
+    assert figures["turnover_per_year"] == pytest.approx(4 * 50.0 / 100.0 / years)   # 4 fills of 50
+    assert figures["fees_per_year"] == pytest.approx(2.0 / 100.0 / years)
+    assert figures["avg_holding_days"] == pytest.approx((6 + 2) / 2 / 24)
+    assert trading_figures(SimpleNamespace(values=result.values)) == {}            # a sweep's window: none
+
+
+def test_plot_titles_and_spiky_panels(report):
+    from btdensity.reports.plot import robust_limits
+
+    res, _, _ = report
+    labels = {type(o).__name__: o.plotlabel() for o in res.strategy.getobservers()}
+    assert labels == {"Value": "Portfolio value", "BuySell": "Orders"}
+    spiky = np.r_[np.random.default_rng(0).normal(0, 1, 5000), 1200.0]     # a score direction's crash-bar spike
+    low, high = robust_limits(spiky, marks=(0.0,))
+    assert -4 < low < -2 and 2 < high < 4
+    assert robust_limits(np.random.default_rng(0).normal(0, 1, 5000)) is None

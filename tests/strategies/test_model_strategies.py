@@ -1,4 +1,5 @@
-"""Model strategies on the synthetic market: out of the market on anomalies; every strategy runs end to end."""
+"""Model strategies on the synthetic market: the default follows its core under the risk overlay and pays little in
+fees; the smooth gate scales it down on scripted lines; every strategy runs end to end."""
 import json
 
 import numpy as np
@@ -6,8 +7,10 @@ import pytest
 
 from btdensity import run_backtest
 from btdensity.feeds import synthetic_market
+from btdensity.evidence.replay import replay_indicator
 from btdensity.strategies import STRATEGIES
 from btdensity.runner import BacktestConfig, backtest
+from btdensity.runner.metrics import summarize
 
 SMALL = {"train_bars": 600, "retrain_every": 800, "quiet": True, "fit_kwargs": {"epochs": 15}}
 
@@ -16,36 +19,52 @@ SMALL = {"train_bars": 600, "retrain_every": 800, "quiet": True, "fit_kwargs": {
 def gated(tmp_path_factory):
     df = synthetic_market(3000, seed=0, anomaly_rate=0.008)
     cache = tmp_path_factory.mktemp("gated-cache")
-    config = BacktestConfig("density_gated", params={"diagnostics": False},
+    config = BacktestConfig("density_gated", params={"diagnostics": False}, commission=0.001,
                             walk_forward={**SMALL, "cache_dir": cache})
     return df, backtest(df, config)
 
 
-def test_density_gated_is_out_of_the_market_on_anomalies(gated):
-    df, res = gated
-    first = res.strategy.energy.spec.first_fit
-    anomalies = np.flatnonzero(df["anomaly"].to_numpy())
-    anomalies = anomalies[anomalies >= first]
-    positions = res.positions.to_numpy()
-    assert len(anomalies) >= 10
-    out_at_bar = np.mean(positions[anomalies] == 0)
-    # the decision taken on the anomaly bar (filled at the next open) is to be out: what the gate controls
-    out_after = np.mean(positions[np.minimum(anomalies + 1, len(df) - 1)] == 0)
-    assert out_after >= 0.85, out_after
-    # during the anomaly bar itself the position was decided a bar earlier, before anything could be seen
-    # (anomalies are placed at random): the share is about 1 - exposure, plus the caught flash-crash recoveries
-    assert out_at_bar >= max(0.6, 1.0 - res.exposure - 0.1), (out_at_bar, res.exposure)
-    assert len(res.trades) > 0
-
-
-def test_density_gated_enters_only_while_gate_open_and_energy_low(gated):
+def test_density_gated_follows_its_trend_core_sized_by_the_overlay(gated):
+    """Entries only where the trend core is up; every position is target x the risk scale of the bar it was decided
+    on (filled at the next open); long only."""
     df, res = gated
     s = res.strategy
-    gate, z = np.asarray(s.density.gate.array), np.asarray(s.energy.zscore.array)
-    opened = np.flatnonzero((res.positions.to_numpy()[1:] != 0) & (res.positions.to_numpy()[:-1] == 0))
-    assert opened.size > 0
-    decided = opened  # the order was placed on the bar before the fill
-    assert (gate[decided] == 1).all() and (z[decided] < s.p.enter_z).all()
+    pos, close, value = res.positions.to_numpy(), df["close"].to_numpy(), res.values.to_numpy()
+    scale = np.asarray(s.risk.scale.array)[:len(df)]
+    changed = np.flatnonzero(np.diff(pos) != 0)          # decided on these bars, filled on the next
+    assert len(changed) >= 4 and (pos >= 0).all()
+    for d in changed:
+        gap = close[d - 23:d + 1].mean() - close[d - 167:d + 1].mean()
+        if pos[d] == 0:                                  # an entry: the trend is up
+            assert gap > 0
+        if pos[d + 1] > 0:                               # the size: target x scale of the decision bar
+            assert pos[d + 1] == pytest.approx(0.95 * scale[d] * value[d] / close[d], rel=1e-9)
+
+
+def test_density_gated_pays_little_in_fees_and_holds_for_days(gated):
+    _, res = gated
+    summary = summarize(res, 10_000.0)
+    assert 0 < summary["fees_per_year"] < 0.10 and summary["avg_holding_days"] > 1.0
+    assert len(np.flatnonzero(np.diff(res.positions.to_numpy()))) < 3000 / 24
+
+
+def test_density_gated_scales_down_while_the_smooth_gate_is_closed():
+    """Scripted model lines (no fitting): a density p-value that closes the gate at bar 300, hovers at the reopen
+    level (2 alpha) until bar 400 and is high after: with closed_scale=0 the position is 0 from the fill after bar
+    300 until the gate reopens on the third bar above it (reopen_bars), bar 402."""
+    df = synthetic_market(600, seed=1)
+    p = np.full(len(df), 1.0)
+    p[300:311], p[311:400] = 0.01, 0.1
+    density = np.column_stack([np.zeros(len(df)), p, (p > 0.05).astype(float), np.full(len(df), np.nan)])
+    energy = np.zeros((len(df), 3))
+    density[:50] = energy[:50] = np.nan
+    swap = {"LogDensity": (replay_indicator("LogDensity", ("logp", "pvalue", "gate", "smooth_gate")), density),
+            "Energy": (replay_indicator("Energy", ("energy", "zscore", "pvalue")), energy)}
+    res = backtest(df, BacktestConfig("density_gated", commission=0.001, params={
+        "core": "hold", "vol": "none", "closed_scale": 0.0, "diagnostics": False, "replace": swap}))
+    pos = res.positions.to_numpy()
+    assert (pos[51:301] > 0).all() and (pos[301:403] == 0).all() and (pos[403:] > 0).all()
+    assert len(np.flatnonzero(np.diff(pos))) == 3      # in, out, in again: the flicker at 300-310 is one trade
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -72,9 +91,11 @@ def test_every_registered_strategy_runs_end_to_end(name, tmp_path_factory):
 
 def test_bad_strategy_parameters_are_named(tmp_path):
     df = synthetic_market(300)
-    with pytest.raises(ValueError, match="signal"):
-        backtest(df, BacktestConfig("density_gated", params={"signal": "tea leaves"},
+    with pytest.raises(ValueError, match="core"):
+        backtest(df, BacktestConfig("density_gated", params={"core": "tea leaves"},
                                     walk_forward={"cache_dir": tmp_path}))
+    with pytest.raises(ValueError, match="brackets"):
+        backtest(df, BacktestConfig("density_gated", params={"stop_loss": 0.02}, walk_forward={"cache_dir": tmp_path}))
     with pytest.raises(ValueError, match="enter_z"):
         backtest(df, BacktestConfig("density_gated", params={"enter_z": 4, "exit_z": 3},
                                     walk_forward={"cache_dir": tmp_path}))
