@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from btdensity.runner import BacktestConfig
 
 __all__ = ["Parser", "UserError", "add_broker_options", "add_data_options", "add_model_options",
-           "add_strategy_options", "backtest_config", "fraction", "funding", "load_data", "param", "percent",
+           "add_strategy_options", "backtest_config", "fraction", "funding", "jobs", "load_data", "param", "percent",
            "walk_forward"]
 
 
@@ -91,13 +91,32 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bars", type=int, default=None, help="bars of the sample market (default: one hourly year)")
 
 
+def jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number of fits at once, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be at least 1 (1: fit serially), got {text}")
+    return value
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """The model indicators' walk-forward settings: ``--train-bars``, ``--retrain-every``, ``--seed``, ``--quiet``."""
+    """The model indicators' walk-forward settings: ``--train-bars``, ``--retrain-every``, ``--seed``, ``--jobs``,
+    ``--warm-start``, ``--device``, ``--quiet``."""
     p.add_argument("--train-bars", type=int, default=2000,
                    help="model indicators: bars in each walk-forward training window")
     p.add_argument("--retrain-every", type=int, default=2000,
                    help="model indicators: bars between refits (the indicators' own default is 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample market and of the models")
+    p.add_argument("--jobs", type=jobs, default=None, metavar="N",
+                   help="model fits at once, in worker processes (default: $BTDENSITY_JOBS, else every CPU; "
+                        "1: serial); the values are the same")
+    p.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
+                   help="start each window's fit from the previous window's weights, with fewer epochs "
+                        f"(default: {'on' if _warm_default() else 'off'})")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where models are fitted and evaluated: auto is CUDA when there is a GPU, else the CPU")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors; no progress bars")
 
 
@@ -146,8 +165,17 @@ def walk_forward(args: argparse.Namespace) -> "WalkForwardSettings":
     """The model indicators' walk-forward settings of the command line."""
     from btdensity.indicators import WalkForwardSettings
 
+    speed = {"n_jobs": args.jobs, "device": args.device}
+    if args.warm_start is not None:
+        speed["warm_start"] = args.warm_start
     return WalkForwardSettings(train_bars=args.train_bars, retrain_every=args.retrain_every, seed=args.seed,
-                               quiet=args.quiet, cache_dir=str(model_cache_dir(args.cache_dir)))
+                               quiet=args.quiet, cache_dir=str(model_cache_dir(args.cache_dir)), **speed)
+
+
+def _warm_default() -> bool:
+    from btdensity.indicators.settings import WARM_START
+
+    return WARM_START
 
 
 def backtest_config(args: argparse.Namespace, df: Any = None) -> "BacktestConfig":

@@ -10,6 +10,12 @@ causal rows: ``inputs(arrays)``, with ``input_lookback()`` and ``input_key()`` (
 - ``next()`` (bar by bar, live, replay): fits from the buffered history when a new window starts, then
   evaluates the current bar alone from its trailing bars.
 
+Speed: in ``once()`` the fits of every window of every walk-forward indicator on the data feed are known up front;
+with ``n_jobs > 1`` they go to one pool of worker processes (:mod:`.parallel_fits`) and each indicator then
+evaluates its windows in order, waiting only for the fits it needs; the models are the same as fitted serially.
+With ``warm_start`` window k's fit starts from window k-1's weights and runs ``warm_epochs`` of the epochs (the
+previous window's key is then part of the cache key); ``device`` is where models fit and evaluate.
+
 A bar's value never depends on how many bars follow it (truncation invariance, exact): ``once()`` evaluates
 every window in batches of one fixed shape, padded at the end of the data. The two paths evaluate the same
 models on the same feature values in batches of different shapes, in float64: they agree to ~1e-14 (mode
@@ -24,10 +30,13 @@ indicator.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import types
 from array import array
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +45,7 @@ import backtrader as bt
 import numpy as np
 
 from .features import DEFAULT_FEATURES, lookback, market_features
+from .settings import WARM_EPOCHS, WARM_START, resolve_device, resolve_jobs
 from .walkforward import FitCache, WalkForwardSpec, default_cache_dir, forward_log_returns, spec_config
 
 __all__ = ["WalkForwardIndicator"]
@@ -47,6 +57,17 @@ _OHLCV = ("open", "high", "low", "close", "volume")
 _FEATURE_MEMO_ITEMS = 16
 #: most rows ``once()`` evaluates in one batch (bounds memory when ``retrain_every`` is long)
 MAX_BATCH = 4096
+
+
+@dataclass(eq=False)
+class _Window:
+    """The fit of window ``k`` as planned: its cache key, the window whose model it starts from (warm start), and
+    its job in the pool of parallel fits, if it went there."""
+
+    k: int
+    key: str
+    warm_from: "_Window | None" = None
+    job: Any = None
 
 
 class WalkForwardIndicator(bt.Indicator):
@@ -65,6 +86,10 @@ class WalkForwardIndicator(bt.Indicator):
         ("model_kwargs", None),
         ("fit_kwargs", None),
         ("quiet", True),
+        ("n_jobs", None),            # fits at once (None: $BTDENSITY_JOBS, else the CPUs; 1: serial)
+        ("warm_start", WARM_START),  # window k's fit starts from window k-1's weights
+        ("warm_epochs", WARM_EPOCHS),  # share of the epochs and patience of a warm-started fit
+        ("device", "auto"),          # "auto" (CUDA when present), "cpu" or "cuda"
     )
     plotinfo = dict(subplot=True)
 
@@ -131,6 +156,15 @@ class WalkForwardIndicator(bt.Indicator):
         self.fit_kwargs = {**self.default_fit_kwargs, **(self.p.fit_kwargs or {})} if self.takes_fit_kwargs else {}
         cache_dir = default_cache_dir() if self.p.cache_dir == "default" else self.p.cache_dir
         self.cache = FitCache(None if cache_dir is None else Path(cache_dir))
+        self.n_jobs = resolve_jobs(self.p.n_jobs)
+        if isinstance(self.p.warm_epochs, bool) or not 0 < float(self.p.warm_epochs) <= 1:
+            raise ValueError(f"{type(self).__name__}(warm_epochs={self.p.warm_epochs!r}): the share of the epochs a "
+                             "warm-started fit runs, in (0, 1]")
+        torch_model = self._torch_model()
+        self.device = resolve_device(self.p.device) if torch_model else "cpu"
+        if self.device != "cpu":   # the models are built there; a CPU fit keeps its cache key of before
+            self.model_kwargs.setdefault("device", self.device)
+        self._warm = bool(self.p.warm_start) and torch_model and self.takes_fit_kwargs
         self.addminperiod(self.spec.first_fit + 1)
         self._k = -2                # index of the model in use by next()
         self._model: Any = None
@@ -138,6 +172,13 @@ class WalkForwardIndicator(bt.Indicator):
         self._once_done = False
         self._warned = False        # about rows with non-finite features (one warning per indicator)
         self._own_inputs = object()  # input_key() of an indicator whose inputs() are its own
+        self._windows: dict[int, _Window | None] = {}   # the planned fits (see _window)
+        self._queued = False        # its fits went to the pool of parallel fits (once())
+        self._pool: Any = None      # that pool
+        feed = getattr(self.data, "_btdensity_walkforward", None)   # the walk-forward indicators of this feed
+        if feed is None:
+            feed = self.data._btdensity_walkforward = []
+        feed.append(self)
 
     @property
     def n_fits(self) -> int:
@@ -174,25 +215,191 @@ class WalkForwardIndicator(bt.Indicator):
         self._warn_bad_rows(rows.start + int(np.argmin(ok)))
         return Xp[ok], None if yp is None else yp[ok]
 
-    def _window_model(self, k: int, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
-        """The fitted ``k``-th model and its calibration state; ``(None, None)`` when bad bars left fewer than
-        half of the window's fit rows or calibration rows."""
+    def _torch_model(self) -> bool:
+        """Whether the model is one of :mod:`btdensity.models`' torch models (warm start and devices apply)."""
+        from btdensity.models.base import BaseModel
+
+        try:
+            cls = self.model_class()
+        except NotImplementedError:
+            return False
+        return isinstance(cls, type) and issubclass(cls, BaseModel)
+
+    def _load(self, path: Path) -> Any:
+        cls = self.model_class()
+        return cls.load(path, device=self.device) if self.device != "cpu" else cls.load(path)
+
+    def _training_arrays(self, k: int, X: np.ndarray, y: np.ndarray | None) -> tuple | None:
+        """``(Xf, yf, Xv, yv)`` of the ``k``-th fit: its finite fit rows and held-out tail; None when bad bars left
+        fewer than half of either."""
         fit_rows, val_rows = self.spec.training_rows(k)
         (Xf, yf), (Xv, yv) = self._finite_rows(X, y, fit_rows), self._finite_rows(X, y, val_rows)
         if 2 * len(Xf) < len(fit_rows) or 2 * len(Xv) < len(val_rows):
-            return None, None
-        arrays = [Xf, Xv] + ([yf, yv] if y is not None else [])
-        key = self.cache.key(self._config(), *arrays)
-        cls = self.model_class()
+            return None
+        return Xf, yf, Xv, yv
 
-        def fit() -> Any:
-            model = self.make_model(Xf.shape[1])
+    def _window(self, k: int, X: np.ndarray, y: np.ndarray | None) -> _Window | None:
+        """The planned fit of window ``k`` (None when bad bars leave it unfitted), and of the windows before it.
+
+        Its cache key hashes the config and the window's rows; a warm-started fit adds the key of the window it
+        starts from (and so, in a chain, of every window before). A window's rows end before its fit bar and
+        never change, so plans are kept."""
+        for j in range(k + 1):
+            if j in self._windows:
+                continue
+            arrays = self._training_arrays(j, X, y)
+            if arrays is None:
+                self._windows[j] = None
+                continue
+            Xf, yf, Xv, yv = arrays
+            previous = self._windows.get(j - 1) if self._warm else None
+            config = self._config()
+            if previous is not None:
+                config["warm_start"] = {"from": previous.key, "epochs": float(self.p.warm_epochs)}
+            key = self.cache.key(config, Xf, Xv, *([yf, yv] if y is not None else []))
+            self._windows[j] = _Window(j, key, previous)
+        return self._windows[k]
+
+    def _warm_fit_kwargs(self) -> dict[str, Any]:
+        """``fit_kwargs`` of a warm-started fit: ``warm_epochs`` of the epochs and of the patience."""
+        from btdensity.models.training import warm_fit_kwargs
+
+        return warm_fit_kwargs(self.fit_kwargs, self.model_class().fit_defaults, float(self.p.warm_epochs))
+
+    def _fit(self, window: _Window, arrays: tuple, X: np.ndarray, y: np.ndarray | None) -> Any:
+        """Fit the model of ``window`` here: from the seed, or from the previous window's model (warm start)."""
+        Xf, yf, Xv, yv = arrays
+        model = self.make_model(Xf.shape[1])
+        if window.warm_from is None:
             self.fit_model(model, Xf, yf, Xv, yv)
             return model
+        model.warm_start(self._previous_model(window.warm_from, X, y))
+        full, self.fit_kwargs = self.fit_kwargs, self._warm_fit_kwargs()
+        try:
+            self.fit_model(model, Xf, yf, Xv, yv)
+        finally:
+            self.fit_kwargs = full
+        return model
+
+    def _previous_model(self, window: _Window, X: np.ndarray, y: np.ndarray | None) -> Any:
+        """The model a warm-started fit starts from (a look-up for a fit, not a use: it counts no cache hit)."""
+        hits = self.cache.hits
+        model = self._model_of(window, X, y)[0]
+        self.cache.hits = hits
+        return model
+
+    def _model_of(self, window: _Window | None, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
+        """The model of ``window`` and its calibration state: from memory or disk, from its parallel fit, or
+        fitted here; ``(None, None)`` for a window bad bars left unfitted."""
+        if window is None:
+            return None, None
+        arrays = self._training_arrays(window.k, X, y)
+        Xv, yv = arrays[2], arrays[3]
+        label = type(self).__name__
+
+        def fit() -> Any:
+            return self._fit(window, arrays, X, y)
 
         # models evaluate in float64: batched and bar-by-bar values then agree to ~1e-15 (see BaseModel.double)
-        return self.cache.get_or_fit(key, type(self).__name__, cls.load, fit,
-                                     lambda model: self.calibrate(model.double(), Xv, yv))
+        def calibrate(model: Any) -> Any:
+            return self.calibrate(model.double(), Xv, yv)
+
+        job = window.job
+        if job is None:
+            return self.cache.get_or_fit(window.key, label, self._load, fit, calibrate)
+        pool = self._pool
+        path = pool.wait(job)
+        try:
+            return self.cache.adopt(window.key, label, self._load, path, fit, calibrate)
+        finally:
+            window.job = None
+            pool.release(job)
+
+    def _window_model(self, k: int, X: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
+        """The fitted ``k``-th model and its calibration state; ``(None, None)`` when bad bars left fewer than
+        half of the window's fit rows or calibration rows."""
+        return self._model_of(self._window(k, X, y), X, y)
+
+    # ------------------------------------------------------------------ parallel fits
+    def _fit_state(self) -> dict[str, Any]:
+        """What a worker's stand-in of this indicator needs to run ``make_model`` / ``fit_model``: the parameters
+        and the plain attributes (numbers, strings, arrays, containers of them, frozen dataclasses)."""
+        state = {name: value for name, value in vars(self).items() if _plain(value)}
+        params = types.SimpleNamespace(**{name: getattr(self.p, name) for name in self.p._getkeys()})
+        state.update(p=params, params=params, model_kwargs=dict(self.model_kwargs), fit_kwargs=dict(self.fit_kwargs))
+        return state
+
+    def _queue_fits(self, pool: Any, rank: int) -> list[Any]:
+        """Send the fits of every window of the whole data that are in neither cache to ``pool``; return the jobs.
+        Only models with a training loop go (the torch models): the closed-form baselines fit faster than a task
+        travels. An indicator whose class a worker cannot import (defined in ``__main__`` or in a function) keeps
+        its fits here, in ``once()``."""
+        from .parallel_fits import FitTask
+
+        cls = type(self)
+        if not self._torch_model() or cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+            return []
+        X, y, n = self._once_inputs()
+        label = type(self).__name__
+        state = self._fit_state()
+        warm_kwargs = self._warm_fit_kwargs() if self._warm else None
+        jobs = []
+        for k in range(self.spec.fit_index(n - 1) + 1):
+            window = self._window(k, X, y)
+            if window is None or self.cache.has(window.key, label):
+                continue
+            after = warm_from = None
+            if window.warm_from is not None:
+                previous = window.warm_from
+                after = previous.job
+                warm_from = str(after.path) if after is not None else self._model_file(previous, X, y, pool)
+            path = self.cache.path(window.key, label)
+            temporary = path is None
+            if temporary:
+                path = pool.temporary_folder() / f"{label}-{window.key}.pt"
+            task = FitTask((cls.__module__, cls.__qualname__), state, self._training_arrays(k, X, y), str(path),
+                           self.cache.meta(window.key), warm_from, warm_kwargs)
+            try:
+                window.job = pool.submit(window.key, task, after=after, priority=(k, rank), temporary=temporary)
+            except Exception as exc:   # not picklable (a parameter holding a function ...): fit here, serially
+                log.debug("%s: fitting here, not in worker processes (%s)", label, exc)
+                break
+            jobs.append(window.job)
+        return jobs
+
+    def _model_file(self, window: _Window, X: np.ndarray, y: np.ndarray | None, pool: Any) -> str:
+        """A checkpoint of ``window``'s model (cached: in memory or on disk), for a warm-started worker to read."""
+        model = self._previous_model(window, X, y)   # loads it (and checks the file), or fits it again
+        path = self.cache.path(window.key, type(self).__name__)
+        if path is None or not path.exists():
+            path = pool.temporary_folder() / f"{type(self).__name__}-{window.key}.pt"
+            model.save(path, meta=self.cache.meta(window.key))
+        return str(path)
+
+    def _queue_feed_fits(self) -> None:
+        """Send the fits of every walk-forward indicator of this data feed (not yet queued, n_jobs > 1) to one pool,
+        with one progress bar over them unless all are quiet."""
+        from .parallel_fits import get_pool
+
+        group = [ind for ind in getattr(self.data, "_btdensity_walkforward", [self])
+                 if ind.n_jobs > 1 and not ind._queued and (ind is self or not ind._once_done)]
+        pool = get_pool(self.n_jobs)
+        jobs = []
+        for rank, ind in enumerate(group):
+            ind._queued, ind._pool = True, pool
+            jobs.extend(ind._queue_fits(pool, rank))
+        if jobs and not all(ind.p.quiet for ind in group):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(jobs), desc="model fits", unit="fit", leave=False)
+
+            def done(job: Any) -> None:
+                bar.update(1)
+                if bar.n >= bar.total:
+                    bar.close()
+
+            for job in jobs:
+                job.on_done = done
 
     def _features(self, arrays: dict[str, np.ndarray], end_bar: int) -> np.ndarray:
         """Input rows (``inputs``) of the bars in ``arrays`` (the last one is bar ``end_bar``), shared by the
@@ -235,24 +442,37 @@ class WalkForwardIndicator(bt.Indicator):
     def oncestart(self, start: int, end: int) -> None:
         self.once(start, end)
 
+    def _once_inputs(self) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """Rows, labels and length of the whole (preloaded) data, as ``once()`` sees it."""
+        n = self.data.buflen()
+        arrays = {name: np.array(getattr(self.data, name).array[:n], dtype=np.float64) for name in _OHLCV}
+        X, y = self._features_and_labels(arrays, n - 1)
+        return X, y, n
+
     def once(self, start: int, end: int) -> None:
         if self._once_done:  # backtrader calls oncestart and once: the work is done on the first call
             return
         self._once_done = True
-        n = self.data.buflen()
-        arrays = {name: np.array(getattr(self.data, name).array[:n], dtype=np.float64) for name in _OHLCV}
-        X, y = self._features_and_labels(arrays, n - 1)
+        if self.n_jobs > 1 and not self._queued:
+            self._queue_feed_fits()
+        X, y, n = self._once_inputs()
         out = np.full((n, self.size()), np.nan)
         n_windows = self.spec.fit_index(n - 1) + 1
         windows = range(n_windows)
-        if not self.p.quiet and n_windows > 1:
+        if not self.p.quiet and n_windows > 1 and not self._queued:
             from tqdm.auto import tqdm
             windows = tqdm(windows, desc=type(self).__name__, unit="fit", leave=False)
-        for k in windows:
-            model, state = self._window_model(k, X, y)
-            bars = self.spec.served(k, n)
-            if model is not None:
-                out[bars.start:bars.stop] = self._evaluate_window(model, state, X[bars.start:bars.stop], bars.start)
+        try:
+            for k in windows:
+                model, state = self._model_of(self._window(k, X, y), X, y)
+                bars = self.spec.served(k, n)
+                if model is not None:
+                    out[bars.start:bars.stop] = self._evaluate_window(model, state, X[bars.start:bars.stop],
+                                                                      bars.start)
+        except BaseException:
+            if self._pool is not None:   # nothing will wait for the fits not yet started
+                self._pool.cancel_pending()
+            raise
         for j in range(self.size()):
             self.lines[j].array[0:n] = array("d", out[:, j])
 
@@ -294,7 +514,7 @@ class WalkForwardIndicator(bt.Indicator):
             # the fit needs the history before bar T_k only; take all buffered bars up to now
             arrays = self._history(bar + 1)
             X, y = self._features_and_labels(arrays, bar)
-            self._model, self._state = self._window_model(k, X, y)
+            self._model, self._state = self._model_of(self._window(k, X, y), X, y)
             self._k = k
         row = self._features(self._history(self.spec.first_row + 1), bar)[-1:]
         if self._model is not None and np.isfinite(row).all():
@@ -315,3 +535,19 @@ class WalkForwardIndicator(bt.Indicator):
         return json.dumps({"indicator": type(self).__name__, "first_fit": self.spec.first_fit,
                            "retrain_every": self.spec.retrain_every, "fits": self.cache.fits,
                            "cache_hits": self.cache.hits})
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is plain data a worker can rebuild (numbers, strings, arrays, paths, frozen dataclasses and
+    containers of them), not a backtrader object, a cache or a function."""
+    if depth > 4:
+        return False
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic, np.ndarray, Path)):
+        return True
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:
+        return all(_plain(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    return False

@@ -117,6 +117,19 @@ class FitCache:
             h.update(a.tobytes())
         return h.hexdigest()[:32]
 
+    def path(self, key: str, label: str) -> Path | None:
+        """The file of ``key``'s model (``label`` names it), or None without a cache folder."""
+        return None if self.cache_dir is None else Path(self.cache_dir) / f"{label}-{key}.pt"
+
+    def meta(self, key: str) -> dict[str, Any]:
+        """What a checkpoint of ``key`` says of itself (checked on load)."""
+        return {"key": key, "version": self._version}
+
+    def has(self, key: str, label: str) -> bool:
+        """Whether ``key``'s model is in memory or (not yet checked) on disk: a fit would not run."""
+        path = self.path(key, label)
+        return key in type(self)._memory or (path is not None and path.exists())
+
     def get_or_fit(self, key: str, label: str, load: Callable[[Path], Any], fit: Callable[[], Any],
                    calibrate: Callable[[Any], Any]) -> tuple[Any, Any]:
         """``(model, calibration state)`` stored under ``key``: from memory, from disk, or ``fit()`` and store it
@@ -126,25 +139,47 @@ class FitCache:
             memory.move_to_end(key)
             self.hits += 1
             return memory[key]
-        path = None if self.cache_dir is None else Path(self.cache_dir) / f"{label}-{key}.pt"
-        meta = {"key": key, "version": self._version}
-        model = None
-        if path is not None and path.exists():
-            try:
-                model = load(path)
-                found = getattr(model, "meta_", {})
-                if found != meta:
-                    raise ValueError(f"it holds the model of key {found.get('key')} (version {found.get('version')})")
-                self.hits += 1
-            except Exception as exc:  # unreadable, truncated, another key's or version's model: refit, overwrite
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                log.warning("model cache file %s is not usable (%s); fitting the model again", path, reason)
-                model = None
-        if model is None:
+        path = self.path(key, label)
+        model = None if path is None or not path.exists() else self._load_checked(path, key, load)
+        if model is not None:
+            self.hits += 1
+        else:
             model = fit()
             self.fits += 1
             if path is not None:
-                model.save(path, meta=meta)
+                model.save(path, meta=self.meta(key))
+        return self._remember(key, model, calibrate)
+
+    def adopt(self, key: str, label: str, load: Callable[[Path], Any], path: Path | str, fit: Callable[[], Any],
+              calibrate: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """Like :meth:`get_or_fit` for a model another process fitted into ``path`` (a worker of
+        :mod:`.parallel_fits`): load it (counted as a fit), or, should the file not be ``key``'s, fit it here."""
+        memory = type(self)._memory
+        if key in memory:
+            memory.move_to_end(key)
+            self.hits += 1
+            return memory[key]
+        model = self._load_checked(Path(path), key, load)
+        if model is None:
+            return self.get_or_fit(key, label, load, fit, calibrate)
+        self.fits += 1
+        return self._remember(key, model, calibrate)
+
+    def _load_checked(self, path: Path, key: str, load: Callable[[Path], Any]) -> Any:
+        """The model in ``path`` if it is ``key``'s, of this version, and readable; else None, with one warning."""
+        try:
+            model = load(path)
+            found = getattr(model, "meta_", {})
+            if found != self.meta(key):
+                raise ValueError(f"it holds the model of key {found.get('key')} (version {found.get('version')})")
+            return model
+        except Exception as exc:  # unreadable, truncated, another key's or version's model: refit, overwrite
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            log.warning("model cache file %s is not usable (%s); fitting the model again", path, reason)
+            return None
+
+    def _remember(self, key: str, model: Any, calibrate: Callable[[Any], Any]) -> tuple[Any, Any]:
+        memory = type(self)._memory
         memory[key] = (model, calibrate(model))
         while len(memory) > self.MEMORY_ITEMS:
             memory.popitem(last=False)

@@ -6,6 +6,7 @@ given to ``fit`` only (:mod:`.standardizer`), splits off a validation set when n
 with gradient clipping and early stopping, restoring a deep copy of the best weights (:mod:`.training`),
 records a fit history, and saves / loads a single checkpoint file (:mod:`.checkpoint`). A fit draws its
 random numbers from local generators and a forked torch RNG: the caller's random state is left as it was.
+``warm_start(previous)`` makes the next fit start from another fitted model's weights (walk-forward refits).
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ class BaseModel:
         self.history_: list[dict[str, float]] = []
         self.meta_: dict[str, Any] = {}   # what the checkpoint it was loaded from said of itself
         self.best_epoch_: int | None = None
+        self.warm_started_ = False        # whether the last fit started from another model's weights
+        self._warm_weights: dict[str, torch.Tensor] | None = None
 
     # ----------------------------------------------------------------- subclass hooks
     def _build(self) -> nn.Module:
@@ -106,6 +109,39 @@ class BaseModel:
     def _cast(self, dtype: torch.dtype) -> None:
         """Convert what evaluation uses to ``dtype`` (models with tensors outside ``module`` extend it)."""
         self.module.to(dtype)
+
+    # ----------------------------------------------------------------- warm start
+    def warm_start(self, previous: "BaseModel | None") -> "BaseModel":
+        """Start the next ``fit`` from the fitted weights of ``previous`` instead of the seed's; returns self.
+
+        Only the parameters are taken (buffers and data-dependent statistics come from the new data, the scaler
+        too), and only when ``previous`` is a fitted model of the same class whose parameters have the names and
+        shapes of the new module's; otherwise the fit starts from the seed as usual. ``warm_started_`` says, after
+        the fit, which happened. The fit stays deterministic: the same weights and seed give the same model.
+        """
+        self._warm_weights = None
+        if previous is not None and type(previous) is type(self) and previous.is_fitted:
+            self._warm_weights = {name: p.detach().to("cpu", torch.float32).clone()
+                                  for name, p in previous.module.named_parameters()}
+        return self
+
+    @property
+    def _warm_pending(self) -> bool:
+        """True while weights given to :meth:`warm_start` wait for the next fit."""
+        return self._warm_weights is not None
+
+    def _apply_warm_start(self, module: nn.Module) -> bool:
+        """Copy the weights given to :meth:`warm_start` into ``module`` (built, and initialised from the data) when
+        its parameters match them; True when they did. A fit calls this once, before its first step."""
+        weights, self._warm_weights = self._warm_weights, None
+        params = dict(module.named_parameters())
+        self.warm_started_ = weights is not None and params.keys() == weights.keys() and all(
+            params[name].shape == weights[name].shape for name in params)
+        if self.warm_started_:
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.copy_(weights[name].to(p.device, p.dtype))
+        return self.warm_started_
 
     # ----------------------------------------------------------------- data helpers
     def _prepare(self, X: Any, name: str = "X") -> torch.Tensor:
@@ -165,6 +201,7 @@ class BaseModel:
         with seeded_torch_rng(self.seed, self.device):  # initial weights, noise, negatives: all from the seed
             self.module = self._build().to(self.device)
             self._after_build(t_train)
+            self._apply_warm_start(self.module)
             self._train_loop(t_train, t_val, settings)
         self.module.eval()
         return self

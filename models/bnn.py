@@ -232,7 +232,7 @@ class BayesianNN(BaseModel):
             train, val = [X, y], [X_val, check_target(y_val, X_val.shape[0], "y_val", self.n_outputs)]
         else:
             train, val = self._split([X, y], settings.val_fraction)
-        if self.guide != "nuts" and settings.epochs <= self.hyper["kl_warmup"]:
+        if self.guide != "nuts" and not self._warm_pending and settings.epochs <= self.hyper["kl_warmup"]:
             raise ValueError(f"epochs={settings.epochs} must exceed kl_warmup={self.hyper['kl_warmup']}")
         self.module = self._draws = None
         self.dtype = torch.float32
@@ -257,10 +257,11 @@ class BayesianNN(BaseModel):
                  s: Any) -> nn.Module:
         """SVI with KL annealing and early stopping on the validation NLL; returns the posterior guide."""
         guide = self._new_guide(self.guide)
+        warm = self._apply_warm_start(guide)   # from a fitted posterior (warm_start): no KL annealing again
         params = [p for p in guide.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
         elbo = TraceMeanField_ELBO() if self.guide == "normal" else Trace_ELBO()
-        warmup = self.hyper["kl_warmup"]
+        warmup = 0 if warm else self.hyper["kl_warmup"]
         val_draws = 1 if self.guide == "laplace" else _VAL_DRAWS  # a MAP guide has one point
         stopper = EarlyStopping(s.patience)
         gen = self._generator(1)

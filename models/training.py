@@ -3,20 +3,21 @@
 Training never reseeds the caller's random state: numpy randomness comes from local
 ``np.random.default_rng(seed)`` generators, and code that draws from torch's global RNG (weight
 initialisation, Pyro sampling, noise in losses) runs inside :func:`seeded_torch_rng`, which forks that
-state, seeds the fork and restores the caller's state afterwards.
+state, seeds the fork and restores the caller's state afterwards. A fit that starts from another model's
+weights (``BaseModel.warm_start``) runs fewer epochs: :func:`warm_fit_kwargs`.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["EarlyStopping", "FitSettings", "minibatch_epoch", "seeded_torch_rng"]
+__all__ = ["EarlyStopping", "FitSettings", "minibatch_epoch", "seeded_torch_rng", "warm_fit_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,22 @@ class FitSettings:
             raise ValueError(f"val_fraction must be in [0, 1); got {self.val_fraction}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive; got {self.lr}")
+
+
+def warm_fit_kwargs(fit_kwargs: Mapping[str, Any], defaults: Mapping[str, Any], share: float) -> dict[str, Any]:
+    """The fit arguments of a warm-started fit: ``fit_kwargs`` with ``share`` of the epochs and of the early-stopping
+    patience (rounded up; at least one epoch), both read from ``fit_kwargs``, else from the model's ``defaults``
+    (its ``fit_defaults``), else from :class:`FitSettings`.
+
+    >>> warm_fit_kwargs({"epochs": 40, "lr": 2e-3}, {"patience": 20}, 0.25)
+    {'epochs': 10, 'lr': 0.002, 'patience': 5}
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1]; got {share!r}")
+    base = {f.name: f.default for f in fields(FitSettings)}
+    merged = {**base, **defaults, **fit_kwargs}
+    return {**fit_kwargs, "epochs": max(1, math.ceil(merged["epochs"] * share)),
+            "patience": math.ceil(merged["patience"] * share)}
 
 
 class EarlyStopping:

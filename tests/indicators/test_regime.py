@@ -147,6 +147,7 @@ def test_regime_fits_on_labels_from_its_own_training_window(monkeypatch):
         return fit(self, X, y, X_val=X_val, y_val=y_val, **kwargs)
 
     monkeypatch.setattr(JointEnergyClassifier, "fit", capture)
+    monkeypatch.setenv("BTDENSITY_JOBS", "1")       # fits in this process, where the capture is
     spec = small_regime(df).spec
     close = df["close"].to_numpy()
     assert len(fits) == 3

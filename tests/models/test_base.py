@@ -115,3 +115,50 @@ def test_early_stopping_keeps_a_deep_copy():
     state["w"] += 5.0  # training goes on mutating the live weights in place
     assert stopper.best_state["w"].tolist() == [0.0, 0.0]
     assert not stopper.step(2.0, 1, lambda: state) and stopper.step(3.0, 2, lambda: state)
+
+
+class Wider(LinearGaussian):
+    """Another architecture (a hidden layer): its parameters do not match LinearGaussian's."""
+
+    def _build(self):
+        return nn.Sequential(nn.Linear(self.n_features, 4), nn.Linear(4, 1))
+
+
+def test_warm_start_starts_from_the_previous_weights(data):
+    X, y = data
+    previous = LinearGaussian(1, seed=3).fit(X, y, epochs=300, lr=0.05, patience=30)
+    weights = {k: v.clone() for k, v in previous.module.state_dict().items()}
+    # one tiny step from the fitted weights stays at the truth; from the seed's weights it is far off (the same
+    # seed: the same validation split, so the same standardisation the weights were fitted in)
+    warm = LinearGaussian(1, seed=3).warm_start(previous).fit(X, y, epochs=1, lr=1e-6)
+    cold = LinearGaussian(1, seed=3).fit(X, y, epochs=1, lr=1e-6)
+    assert warm.warm_started_ and not cold.warm_started_
+    np.testing.assert_allclose(warm.predict([[0.0], [1.0]]), [-1.0, 1.0], atol=0.05)
+    assert np.abs(cold.predict([[0.0], [1.0]]) - [-1.0, 1.0]).max() > 0.5
+    assert all(torch.equal(weights[k], v) for k, v in previous.module.state_dict().items())   # left as it was
+    again = LinearGaussian(1, seed=3).warm_start(previous).fit(X, y, epochs=1, lr=1e-6)
+    np.testing.assert_array_equal(again.predict(X), warm.predict(X))                          # deterministic
+
+
+def test_warm_start_from_another_architecture_or_nothing_is_a_cold_fit(data):
+    X, y = data
+    cold = LinearGaussian(1, seed=2).fit(X, y, epochs=3)
+    other = Wider(1).fit(X, y, epochs=2)
+    for previous in (other, LinearGaussian(1), None):       # other shapes, unfitted, none
+        m = LinearGaussian(1, seed=2).warm_start(previous).fit(X, y, epochs=3)
+        assert not m.warm_started_
+        np.testing.assert_array_equal(m.predict(X), cold.predict(X))
+    m = LinearGaussian(1, seed=2).warm_start(cold)
+    m.fit(X, y, epochs=3)
+    assert m.warm_started_ and not m.fit(X, y, epochs=3).warm_started_   # the weights serve one fit only
+
+
+def test_warm_fit_kwargs_scale_epochs_and_patience():
+    from btdensity.models.training import warm_fit_kwargs
+
+    assert warm_fit_kwargs({"epochs": 40, "patience": 8, "lr": 2e-3}, {}, 0.25) == {"epochs": 10, "patience": 2,
+                                                                                      "lr": 2e-3}
+    assert warm_fit_kwargs({}, {"epochs": 3, "patience": 0}, 0.1) == {"epochs": 1, "patience": 0}
+    assert warm_fit_kwargs({}, {}, 0.5) == {"epochs": 100, "patience": 10}     # FitSettings' own defaults
+    with pytest.raises(ValueError, match="share"):
+        warm_fit_kwargs({}, {}, 0.0)
