@@ -34,6 +34,7 @@ import dataclasses
 import json
 import logging
 import types
+import weakref
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -178,7 +179,8 @@ class WalkForwardIndicator(bt.Indicator):
         feed = getattr(self.data, "_btdensity_walkforward", None)   # the walk-forward indicators of this feed
         if feed is None:
             feed = self.data._btdensity_walkforward = []
-        feed.append(self)
+        feed[:] = [ref for ref in feed if ref() is not None]          # weak: a feed outlives its strategies
+        feed.append(weakref.ref(self))
 
     @property
     def n_fits(self) -> int:
@@ -381,8 +383,11 @@ class WalkForwardIndicator(bt.Indicator):
         with one progress bar over them unless all are quiet."""
         from .parallel_fits import get_pool
 
-        group = [ind for ind in getattr(self.data, "_btdensity_walkforward", [self])
-                 if ind.n_jobs > 1 and not ind._queued and (ind is self or not ind._once_done)]
+        feed = [ref() for ref in getattr(self.data, "_btdensity_walkforward", [])]
+        group = [ind for ind in feed if ind is not None and ind.n_jobs > 1 and not ind._queued
+                 and (ind is self or not ind._once_done)]
+        if not any(ind is self for ind in group):   # (identity: backtrader's == builds a line operation)
+            group.insert(0, self)
         pool = get_pool(self.n_jobs)
         jobs = []
         for rank, ind in enumerate(group):

@@ -17,6 +17,9 @@ the previous window's model file, so the windows of one indicator then run one a
 A worker that dies (killed, out of memory) leaves no file under a cache name: checkpoints are written to a
 temporary name and renamed when complete, and the pool removes the temporary files of a dead worker. Its task
 is fitted again in this process. A task that raises raises the same error where its model is waited for.
+
+The workers are local processes; a Ray cluster is not used for fits (sweeps spread whole backtests over one:
+:mod:`btdensity.sweeps`).
 """
 from __future__ import annotations
 
@@ -261,10 +264,6 @@ class FitPool:
             self._tmp = tempfile.mkdtemp(prefix="btdensity-fits-")
         return Path(self._tmp)
 
-    def job(self, key: str) -> FitJob | None:
-        """The job of ``key`` this pool knows (queued, running, done or failed), if any."""
-        return self._jobs.get(key)
-
     def submit(self, key: str, task: FitTask, *, after: FitJob | None = None, priority: tuple = (),
                temporary: bool = False) -> FitJob:
         """Queue ``task`` (the fit of ``key``) to start when ``after`` is done; the job already queued for ``key``
@@ -332,6 +331,8 @@ class FitPool:
         try:
             while True:
                 if worker is None:
+                    if self._closed:
+                        return
                     try:
                         worker = _Worker()
                     except WorkerDied as exc:

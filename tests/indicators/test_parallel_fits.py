@@ -76,7 +76,8 @@ def test_parallel_and_serial_give_identical_lines(hours, tmp_path, warm_start):
     files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 20 and all(f.endswith(".pt") and not f.startswith(".") for f in files)
     again, ainds = run(hours, models(n_jobs=2, warm_start=warm_start, cache_dir=tmp_path))
-    assert [ind.n_fits for ind in ainds] == [0] * 5 and all(np.array_equal(a, s, equal_nan=True) for a, s in zip(again, serial))
+    assert [ind.n_fits for ind in ainds] == [0] * 5
+    assert all(np.array_equal(a, s, equal_nan=True) for a, s in zip(again, serial))
 
 
 def test_no_cache_folder_leaves_no_files(hours):
