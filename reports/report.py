@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from btdensity.atomic import write_text
 from btdensity.runner.metrics import daily_returns, summarize
 
+from .background import start_part
 from .diagnostics import write_diagnostics
 from .diagnostics_stats import diagnostic_figures, has_model_lines
 from .plot import write_plot
@@ -26,6 +27,8 @@ def write_report(result: "BacktestResult", out_dir: str | os.PathLike, *, title:
                  plot: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``tearsheet.html``, ``summary.json``, (unless ``plot=False``) ``plot.png`` and, when the strategy
     has model indicators, ``diagnostics.html`` into ``out_dir``; return the summary (what ``summary.json`` holds).
+    The tearsheet is written in a forked child process beside the plot and the diagnostics
+    (:mod:`~btdensity.reports.background`).
 
     The summary is :func:`btdensity.runner.summarize` of the run from its starting cash, with
     :func:`~btdensity.reports.diagnostics_stats.diagnostic_figures` (time in market, gate-closed and
@@ -44,11 +47,15 @@ def write_report(result: "BacktestResult", out_dir: str | os.PathLike, *, title:
     if bad:
         raise ValueError(f"summary figures are not finite: {bad}")
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    write_tearsheet(out / "tearsheet.html", daily_returns(result.values, initial),
-                    daily_returns(result.benchmark, initial), summary["periods_per_year"], title, trading=summary)
-    if plot and result.cerebro is not None:
-        write_plot(result.cerebro, out / "plot.png")
-    if has_model_lines(result.lines):
-        write_diagnostics(out, prices=result.prices, lines=result.lines, trades=result.trades,
-                          positions=result.positions, title=title, **settings)
+    tearsheet = start_part("tearsheet", write_tearsheet, out / "tearsheet.html", daily_returns(result.values, initial),
+                           daily_returns(result.benchmark, initial), summary["periods_per_year"], title,
+                           trading=summary)
+    try:
+        if plot and result.cerebro is not None:
+            write_plot(result.cerebro, out / "plot.png")
+        if has_model_lines(result.lines):
+            write_diagnostics(out, prices=result.prices, lines=result.lines, trades=result.trades,
+                              positions=result.positions, title=title, **settings)
+    finally:
+        tearsheet.wait()
     return summary

@@ -109,6 +109,27 @@ def test_performance_against_hand_computation():
     assert flat["sharpe"] == 0.0 and flat["max_drawdown"] == 0.0 and flat["calmar"] == 0.0
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_performance_ratios_equal_quantstats(seed):
+    """summary.json's ratios are computed without QuantStats (its import costs the run a second and a half) but
+    must be the tearsheet's: same definitions, same numbers."""
+    import quantstats as qs
+
+    from btdensity.runner.metrics import daily_returns
+
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2024-01-01", periods=24 * 400, freq="1h", tz="UTC")
+    steps = rng.standard_t(4, idx.size) * 0.01 + 0.0002
+    steps[rng.random(idx.size) < 0.3] = 0.0                      # flat bars, as a strategy out of the market has
+    values = pd.Series(1000.0 * np.exp(np.cumsum(steps)), index=idx)
+    perf = performance(values, 1000.0, 365)
+    rets = daily_returns(values, 1000.0)
+    assert perf["sharpe"] == pytest.approx(qs.stats.sharpe(rets, periods=365), rel=1e-12)
+    assert perf["sortino"] == pytest.approx(qs.stats.sortino(rets, periods=365), rel=1e-12)
+    assert perf["cagr"] == pytest.approx(qs.stats.cagr(rets, periods=365), rel=1e-12)
+    assert perf["max_drawdown"] == pytest.approx(qs.stats.max_drawdown(rets), rel=1e-12)
+
+
 def test_a_strategy_that_never_trades_still_gets_a_tearsheet(tmp_path):
     from btdensity.reports.tearsheet import FLAT_NOTE, write_tearsheet
 
