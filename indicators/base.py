@@ -54,6 +54,8 @@ __all__ = ["WalkForwardIndicator"]
 log = logging.getLogger(__name__)
 
 _OHLCV = ("open", "high", "low", "close", "volume")
+#: backtrader's number of 1970-01-01 00:00 UTC (its datetime line counts days from year 1): ``time`` = days since then
+_UNIX_EPOCH = 719163.0
 #: feature arrays kept per data feed (the indicators of one feed share them; see ``_features``)
 _FEATURE_MEMO_ITEMS = 16
 #: most rows ``once()`` evaluates in one batch (bounds memory when ``retrain_every`` is long)
@@ -121,10 +123,11 @@ class WalkForwardIndicator(bt.Indicator):
         raise NotImplementedError
 
     def inputs(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        """Causal input rows of the bars in ``arrays`` (``open`` … ``volume``; invalid values already NaN), shape
+        """Causal input rows of the bars in ``arrays`` (``open`` … ``volume``, invalid values already NaN, and
+        ``time``, days since 1970-01-01 UTC), shape
         ``(n_bars, n_inputs)``: row ``t`` reads bars ``t - input_lookback() … t`` only and is NaN before that.
         Default: ``market_features`` of the ``features`` parameter."""
-        return market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec)
+        return market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec, time=arrays.get("time"))
 
     def input_lookback(self) -> int:
         """Bars before ``t`` that row ``t`` of ``inputs`` reads (its first rows are NaN)."""
@@ -413,7 +416,7 @@ class WalkForwardIndicator(bt.Indicator):
         The key holds the last bar's values, so a bar still forming (replay, live) is never served stale rows;
         the bars before it are final. The rows are read-only, as they are shared.
         """
-        last = tuple(float(arrays[name][-1]) for name in _OHLCV)
+        last = tuple(float(arrays[name][-1]) for name in (*_OHLCV, "time"))
         key = (self.input_key(), end_bar, len(arrays["close"]), last)
         memo = getattr(self.data, "_btdensity_features", None)
         if memo is None:
@@ -424,7 +427,7 @@ class WalkForwardIndicator(bt.Indicator):
             # invalid bars (non-positive price, negative volume) become NaN: their rows are non-finite, not an error
             valid = {name: np.where(arrays[name] >= 0 if name == "volume" else arrays[name] > 0, arrays[name], np.nan)
                      for name in _OHLCV}
-            X = self.inputs(valid)
+            X = self.inputs({**valid, "time": arrays["time"]})
             X.flags.writeable = False
             memo[key] = X
             while len(memo) > _FEATURE_MEMO_ITEMS:
@@ -438,7 +441,9 @@ class WalkForwardIndicator(bt.Indicator):
 
     def _history(self, size: int) -> dict[str, np.ndarray]:
         """The last ``size`` bars of the data, as fresh numpy arrays (never views of the line buffers)."""
-        return {name: np.array(getattr(self.data, name).get(size=size), dtype=np.float64) for name in _OHLCV}
+        arrays = {name: np.array(getattr(self.data, name).get(size=size), dtype=np.float64) for name in _OHLCV}
+        arrays["time"] = np.array(self.data.datetime.get(size=size), dtype=np.float64) - _UNIX_EPOCH
+        return arrays
 
     # ------------------------------------------------------------------ runonce
     def preonce(self, start: int, end: int) -> None:
@@ -450,9 +455,14 @@ class WalkForwardIndicator(bt.Indicator):
     def _once_inputs(self) -> tuple[np.ndarray, np.ndarray | None, int]:
         """Rows, labels and length of the whole (preloaded) data, as ``once()`` sees it."""
         n = self.data.buflen()
-        arrays = {name: np.array(getattr(self.data, name).array[:n], dtype=np.float64) for name in _OHLCV}
-        X, y = self._features_and_labels(arrays, n - 1)
+        X, y = self._features_and_labels(self._first_bars(n), n - 1)
         return X, y, n
+
+    def _first_bars(self, n: int) -> dict[str, np.ndarray]:
+        """The first ``n`` bars of the (preloaded) data, as fresh numpy arrays with their ``time``."""
+        arrays = {name: np.array(getattr(self.data, name).array[:n], dtype=np.float64) for name in _OHLCV}
+        arrays["time"] = np.array(self.data.datetime.array[:n], dtype=np.float64) - _UNIX_EPOCH
+        return arrays
 
     def once(self, start: int, end: int) -> None:
         if self._once_done:  # backtrader calls oncestart and once: the work is done on the first call

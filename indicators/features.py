@@ -25,7 +25,17 @@ Features (windows in bars):
 ``lvol_168``     log realised volatility over 168 bars (a week of hourly bars)
 ``lpark_24``     log Parkinson range volatility over 24 bars: sqrt(mean(log(high/low)^2) / (4 log 2))
 ``lgk_24``       log Garman-Klass volatility over 24 bars: sqrt(mean(0.5 log(h/l)^2 - (2 log 2 - 1) log(c/o)^2))
+``hour_sin``     sin and cos of the bar's time of day (UTC) as an angle: 2 pi x hours / 24
+``hour_cos``
+``week_sin``     sin and cos of the bar's time of the week (UTC, from Monday 00:00) as an angle: 2 pi x days / 7
+``week_cos``
 ===============  ==============================================================================
+
+The seasonal features (``SEASONAL_FEATURES``) read the bars' time stamps (``time``: days since 1970-01-01 UTC,
+fractions for the time of day) and no other bar: volatility and volume of liquid markets follow the clock (the
+opening and closing hours of the main trading centres, quiet weekends; Andersen & Bollerslev 1997), a cycle a
+GARCH model does not see. As angles they have no jump at midnight or on Monday. On daily bars the time of day is
+constant (the standardiser makes it 0), on weekly bars the time of the week too.
 
 The ``lvol_*`` / ``lpark_24`` / ``lgk_24`` features are the state a risk model needs (heterogeneous
 autoregressive realised volatility, Corsi 2009, at 1, 6, 24 and 168 bars; range-based estimators, Parkinson 1980
@@ -67,7 +77,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "RISK_FEATURES", "SCALE_FLOOR", "Z_BOUND", "lookback", "market_features"]
+__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "RISK_FEATURES", "SEASONAL_FEATURES", "SCALE_FLOOR", "Z_BOUND", "lookback", "market_features"]
 
 #: floor of a volatility or standard deviation that divides (see "Degenerate bars" above)
 SCALE_FLOOR = 1e-8
@@ -120,7 +130,13 @@ def _zscore(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.clip(x / _floored(scale), -Z_BOUND, Z_BOUND)
 
 
-def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
+def _angle(time: np.ndarray | None, period_days: float, offset_days: float = 0.0) -> np.ndarray:
+    if time is None:
+        raise ValueError("the seasonal features (hour_*, week_*) need the bars' time stamps (time=...)")
+    return 2.0 * np.pi * np.mod(time + offset_days, period_days) / period_days
+
+
+def _features(o, h, l, c, v, time=None) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
     logc = np.log(c)
     r1 = np.concatenate(([np.nan], np.diff(logc)))
     memo: dict[str, np.ndarray] = {}
@@ -182,15 +198,22 @@ def _features(o, h, l, c, v) -> dict[str, tuple[int, Callable[[], np.ndarray]]]:
         "lvol_168": (168, lambda: log_rms(r1, 168)),
         "lpark_24": (23, lambda: log_rms(np.log(h / l) / np.sqrt(4.0 * np.log(2.0)), 24)),
         "lgk_24": (23, garman_klass),
+        # 1970-01-01 was a Thursday: Monday 00:00 is 3 days after it, modulo a week
+        "hour_sin": (0, lambda: np.sin(_angle(time, 1.0))),
+        "hour_cos": (0, lambda: np.cos(_angle(time, 1.0))),
+        "week_sin": (0, lambda: np.sin(_angle(time, 7.0, 3.0))),
+        "week_cos": (0, lambda: np.cos(_angle(time, 7.0, 3.0))),
     }
 
 
 ALL_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z",
                                  "range_z", "range_pos", "rsi_14", "lvol_1", "lvol_6", "lvol_24", "lvol_48", "lvol_168",
-                                 "lpark_24", "lgk_24")
+                                 "lpark_24", "lgk_24", "hour_sin", "hour_cos", "week_sin", "week_cos")
 DEFAULT_FEATURES: tuple[str, ...] = ("ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z", "range_z",
                                      "range_pos")
 #: the state of the risk forecasts (``BNNUncertainty``): HAR volatilities, range estimators, the last move
+#: the bar's place in the day and the week (need the bars' time stamps)
+SEASONAL_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "week_sin", "week_cos")
 RISK_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "lvol_1", "lvol_6", "lvol_24", "lvol_48", "lpark_24",
                                   "lgk_24", "volume_z")
 
@@ -217,8 +240,10 @@ def lookback(spec: Sequence[str] = DEFAULT_FEATURES) -> int:
 
 
 def market_features(open: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-                    volume: np.ndarray, spec: Sequence[str] = DEFAULT_FEATURES) -> np.ndarray:
-    """Causal features of bars, an array of shape ``(n_bars, len(spec))`` in the order of ``spec``.
+                    volume: np.ndarray, spec: Sequence[str] = DEFAULT_FEATURES, time: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Causal features of bars, an array of shape ``(n_bars, len(spec))`` in the order of ``spec``; ``time``
+    (days since 1970-01-01 UTC, one per bar) is needed by the seasonal features only.
 
     >>> import numpy as np
     >>> c = np.array([100.0, 101.0, 99.0, 100.0, 102.0])
@@ -234,9 +259,13 @@ def market_features(open: np.ndarray, high: np.ndarray, low: np.ndarray, close: 
                          f"{[a.shape for a in arrays]}")
     if (arrays[3] <= 0).any() or (arrays[2] <= 0).any() or (arrays[1] <= 0).any():
         raise ValueError("prices must be positive to take log returns")
+    if time is not None:
+        time = np.asarray(time, dtype=np.float64)
+        if time.shape != (n,):
+            raise ValueError(f"time must hold one stamp per bar: shape {(n,)}; got {time.shape}")
     out = np.empty((n, len(spec)))
     if n:
-        table = _features(*arrays)
+        table = _features(*arrays, time=time)
         for j, name in enumerate(spec):
             out[:, j] = table[name][1]()
     return out

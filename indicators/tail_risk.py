@@ -42,7 +42,6 @@ from .base import WalkForwardIndicator
 
 __all__ = ["TAIL_MODELS", "TailRisk"]
 
-_OHLCV = ("open", "high", "low", "close", "volume")
 #: model family -> (class, default model_kwargs, default fit_kwargs)
 TAIL_MODELS: dict[str, tuple[type, dict[str, Any], dict[str, Any]]] = {
     "flow": (ConditionalRealNVP, {"n_layers": 3, "hidden": 32}, {"epochs": 100, "patience": 10, "lr": 5e-3}),
@@ -155,8 +154,7 @@ class TailRisk(WalkForwardIndicator):
         first = self.spec.first_fit
         if not first <= bar < self.data.buflen():
             raise ValueError(f"bar {bar} has no model: TailRisk serves bars {first} … {self.data.buflen() - 1}")
-        arrays = {name: np.array(getattr(self.data, name).array[:bar + 1], dtype=np.float64) for name in _OHLCV}
-        X, y = self._features_and_labels(arrays, bar)
+        X, y = self._features_and_labels(self._first_bars(bar + 1), bar)
         model, _ = self._window_model(self.spec.fit_index(bar), X, y)
         row = X[bar:bar + 1]
         if model is None or not np.isfinite(row).all():

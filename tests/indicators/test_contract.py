@@ -7,6 +7,7 @@ import pytest
 from btdensity.feeds import DataFrameFeed, synthetic_market
 from btdensity.feeds.ohlcv import resample_ohlcv
 from btdensity.indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
+from btdensity.indicators.features import RISK_FEATURES, SEASONAL_FEATURES
 from btdensity.indicators.density_baselines import GaussianDensity, MixtureDensity
 from btdensity.indicators.garch import GarchForecast
 from btdensity.indicators.persistence import PersistenceRegime
@@ -20,6 +21,9 @@ INDICATORS = {
     "ScoreDirection": (ScoreDirection, dict(model_kwargs={"hidden": 16}, fit_kwargs={"epochs": 6})),
     "BNNUncertainty": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
                                             n_samples=16)),
+    # the seasonal features read the bars' time stamps, which a replayed bar changes while it forms
+    "BNNSeasonal": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
+                                         n_samples=16, features=RISK_FEATURES + SEASONAL_FEATURES)),
     "Regime": (Regime, dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
     "GaussianDensity": (GaussianDensity, dict()),
     "MixtureDensity": (MixtureDensity, dict(model_kwargs={"max_components": 4})),
@@ -174,6 +178,8 @@ def test_mode_parity_replay(reference, hours, quarter_hours):
     # backtrader's replay groups bars by their close time, (t - 1h, t]: stamp the bars with close times
     name, cache, full, _ = reference
     closing = quarter_hours.set_axis(quarter_hours.index + pd.Timedelta(minutes=15))
+    if name == "BNNSeasonal":   # its features read the stamps: compare with batched bars stamped the same way
+        full, _ = run(hours.set_axis(hours.index + pd.Timedelta(hours=1)), name, cache)
     lines, _ = run(hours, name, cache, replay_from=closing)
     assert len(lines) == len(full)
     assert_parity(lines, full)

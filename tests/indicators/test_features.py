@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from btdensity.feeds import synthetic_market
-from btdensity.indicators.features import ALL_FEATURES, SCALE_FLOOR, Z_BOUND, lookback, market_features
+from btdensity.indicators.features import (ALL_FEATURES, SCALE_FLOOR, SEASONAL_FEATURES, Z_BOUND, lookback,
+                                           market_features)
+
+#: the features of the bars' prices and volumes (the seasonal ones read time stamps: tested at the end)
+PRICE_FEATURES = tuple(name for name in ALL_FEATURES if name not in SEASONAL_FEATURES)
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +19,8 @@ def bars():
 
 def test_known_values(bars):
     o, h, l, c, v = bars
-    X = market_features(o, h, l, c, v, spec=ALL_FEATURES)
-    col = dict(zip(ALL_FEATURES, X.T))
+    X = market_features(o, h, l, c, v, spec=PRICE_FEATURES)
+    col = dict(zip(PRICE_FEATURES, X.T))
     r = np.diff(np.log(c))
     t = 700
     np.testing.assert_allclose(col["ret_1"][t], r[t - 1])
@@ -32,14 +36,14 @@ def test_known_values(bars):
     assert 0 <= np.nanmin(col["range_pos"]) and np.nanmax(col["range_pos"]) <= 1
 
 
-@pytest.mark.parametrize("name", ALL_FEATURES)
+@pytest.mark.parametrize("name", PRICE_FEATURES)
 def test_nan_exactly_until_lookback_then_defined(bars, name):
     x = market_features(*bars, spec=(name,))[:, 0]
     L = lookback((name,))
     assert np.isnan(x[:L]).all() and np.isfinite(x[L:]).all()
 
 
-@pytest.mark.parametrize("name", ALL_FEATURES)
+@pytest.mark.parametrize("name", PRICE_FEATURES)
 def test_causal_and_window_exact(bars, name):
     full = market_features(*bars, spec=(name,))[:, 0]
     L = lookback((name,))
@@ -110,8 +114,8 @@ DEGENERATE = {
 @pytest.mark.parametrize("case", DEGENERATE)
 def test_every_feature_finite_on_degenerate_bars(case):
     bars = DEGENERATE[case]()
-    X = market_features(*bars, spec=ALL_FEATURES)
-    for j, name in enumerate(ALL_FEATURES):
+    X = market_features(*bars, spec=PRICE_FEATURES)
+    for j, name in enumerate(PRICE_FEATURES):
         L = lookback((name,))
         assert np.isnan(X[:L, j]).all(), name
         assert np.isfinite(X[L:, j]).all(), f"{name}: {np.count_nonzero(~np.isfinite(X[L:, j]))} non-finite"
@@ -124,24 +128,24 @@ def test_flat_window_values():
             "volume_z": 0.0, "range_z": 0.0, "range_pos": 0.5, "rsi_14": 0.5,
             **dict.fromkeys(("lvol_1", "lvol_6", "lvol_24", "lvol_48", "lvol_168", "lpark_24", "lgk_24"),
                             np.log(SCALE_FLOOR))}
-    L = lookback(ALL_FEATURES)
+    L = lookback(PRICE_FEATURES)
     for price in (1e-8, 42.5, 1e8):
-        X = market_features(*[np.full(200, price)] * 4, np.zeros(200), spec=ALL_FEATURES)
-        got = {name: set(X[L:, j].tolist()) for j, name in enumerate(ALL_FEATURES)}
+        X = market_features(*[np.full(200, price)] * 4, np.zeros(200), spec=PRICE_FEATURES)
+        got = {name: set(X[L:, j].tolist()) for j, name in enumerate(PRICE_FEATURES)}
         assert got == {name: {value} for name, value in want.items()}, price
     # one nonzero volume for 48 bars: volume_z is 0 up to the rounding of the window's mean (a few ulp / 1e-8)
     L = lookback(("volume_z", "vol_ratio"))
     for volume in np.random.default_rng(0).uniform(0.0, 1e4, 50):
-        X = market_features(*[np.full(60, 42.5)] * 4, np.full(60, volume), spec=ALL_FEATURES)
-        assert (np.abs(X[L:, ALL_FEATURES.index("volume_z")]) < 1e-6).all()
-        assert (X[L:, ALL_FEATURES.index("vol_ratio")] == 0.0).all()
+        X = market_features(*[np.full(60, 42.5)] * 4, np.full(60, volume), spec=PRICE_FEATURES)
+        assert (np.abs(X[L:, PRICE_FEATURES.index("volume_z")]) < 1e-6).all()
+        assert (X[L:, PRICE_FEATURES.index("vol_ratio")] == 0.0).all()
 
 
 def test_first_move_after_a_flat_stretch():
     """A move out of a flat window: its z-scores are the move over SCALE_FLOOR, bounded at Z_BOUND."""
     t = 150
     o, h, l, c, v = flat_then_spike(spike=t)
-    col = dict(zip(ALL_FEATURES, market_features(o, h, l, c, v, spec=ALL_FEATURES).T))
+    col = dict(zip(PRICE_FEATURES, market_features(o, h, l, c, v, spec=PRICE_FEATURES).T))
     r = np.log(c[t]) - np.log(c[t - 1])
     assert SCALE_FLOOR == 1e-8 and Z_BOUND == 1e3
     assert r / SCALE_FLOOR > Z_BOUND and col["ret_z"][t] == Z_BOUND          # extreme, finite, bounded
@@ -167,31 +171,31 @@ def test_nearly_flat_is_near_exactly_flat():
         a[:150] *= noise[:150]
     wiggle[1][:150] = np.maximum(wiggle[0], wiggle[3])[:150]
     wiggle[2][:150] = np.minimum(wiggle[0], wiggle[3])[:150]
-    L = lookback(ALL_FEATURES)
-    a = market_features(*flat, spec=ALL_FEATURES)[L:]
-    b = market_features(*wiggle, spec=ALL_FEATURES)[L:]
+    L = lookback(PRICE_FEATURES)
+    a = market_features(*flat, spec=PRICE_FEATURES)[L:]
+    b = market_features(*wiggle, spec=PRICE_FEATURES)[L:]
     assert np.isfinite(a).all() and np.isfinite(b).all()
-    cols = [ALL_FEATURES.index(n) for n in ("ret_z", "vol_ratio", "range_z", "volume_z")]   # the floored ones
+    cols = [PRICE_FEATURES.index(n) for n in ("ret_z", "vol_ratio", "range_z", "volume_z")]   # the floored ones
     np.testing.assert_allclose(b[:, cols], a[:, cols], rtol=1e-6, atol=1e-2)
 
 
 @pytest.mark.parametrize("scale", [1e-8 / 2e4, 1e8 / 2e4], ids=["tiny", "huge"])
 def test_price_scale_does_not_change_features(scale):
     df = with_flat_hours(synthetic_market(1500, freq="1min", seed=4))
-    base = market_features(*ohlcv(df), spec=ALL_FEATURES)
-    scaled = market_features(*ohlcv(df, scale), spec=ALL_FEATURES)
-    assert np.isfinite(scaled[lookback(ALL_FEATURES):]).all()
+    base = market_features(*ohlcv(df), spec=PRICE_FEATURES)
+    scaled = market_features(*ohlcv(df, scale), spec=PRICE_FEATURES)
+    assert np.isfinite(scaled[lookback(PRICE_FEATURES):]).all()
     np.testing.assert_allclose(scaled, base, rtol=1e-6, atol=1e-9)
 
 
 def test_window_exact_on_flat_hours():
     """Truncation invariance stays exact through flat stretches (what the bar-by-bar path relies on)."""
     bars = ohlcv(with_flat_hours(synthetic_market(1500, freq="1min", seed=4)))
-    full = market_features(*bars, spec=ALL_FEATURES)
-    L = lookback(ALL_FEATURES)
+    full = market_features(*bars, spec=PRICE_FEATURES)
+    L = lookback(PRICE_FEATURES)
     bars_in_and_after_flats = [t for s, n in FLAT_SPANS for t in range(s, s + n + L + 2, 3)]
     for t in bars_in_and_after_flats:
-        window = market_features(*(a[t - L:t + 1] for a in bars), spec=ALL_FEATURES)[-1]
+        window = market_features(*(a[t - L:t + 1] for a in bars), spec=PRICE_FEATURES)[-1]
         assert np.isfinite(window).all() and np.array_equal(window, full[t]), t
 
 
@@ -215,3 +219,32 @@ def test_risk_features_against_hand_computation():
     assert X[t, 4] == pytest.approx(0.5 * np.log(np.mean(hl ** 2) / (4 * np.log(2))))
     assert X[t, 5] == pytest.approx(0.5 * np.log(np.mean(0.5 * hl ** 2 - (2 * np.log(2) - 1) * co ** 2)))
     assert np.isnan(X[:168, 3]).all() and np.isfinite(X[168:, 3]).all()
+
+
+def test_seasonal_features_are_the_clock_as_angles():
+    import backtrader as bt
+    import pandas as pd
+
+    stamps = pd.to_datetime(["2024-01-01 00:00", "2024-01-01 06:00", "2024-01-03 18:00", "2024-01-07 12:00"])
+    time = (stamps - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    ones = np.ones(len(stamps))
+    X = market_features(ones, ones, ones, ones, ones, spec=SEASONAL_FEATURES, time=time.to_numpy())
+    hours = np.array([0.0, 6.0, 18.0, 12.0])
+    week_days = np.array([0.0, 0.25, 2.75, 6.5])              # 2024-01-01 was a Monday
+    np.testing.assert_allclose(X[:, 0], np.sin(2 * np.pi * hours / 24), atol=1e-9)
+    np.testing.assert_allclose(X[:, 1], np.cos(2 * np.pi * hours / 24), atol=1e-9)
+    np.testing.assert_allclose(X[:, 2], np.sin(2 * np.pi * week_days / 7), atol=1e-9)
+    np.testing.assert_allclose(X[:, 3], np.cos(2 * np.pi * week_days / 7), atol=1e-9)
+    assert lookback(SEASONAL_FEATURES) == 0
+    # the indicators' time stamps: backtrader's day numbers less its number of 1970-01-01
+    from btdensity.indicators.base import _UNIX_EPOCH
+
+    assert bt.date2num(stamps[2].to_pydatetime()) - _UNIX_EPOCH == pytest.approx(time[2], abs=1e-9)
+
+
+def test_seasonal_features_without_time_stamps_are_an_error():
+    ones = np.ones(5)
+    with pytest.raises(ValueError, match="need the bars' time stamps"):
+        market_features(ones, ones, ones, ones, ones, spec=("ret_1", "hour_sin"))
+    with pytest.raises(ValueError, match="one stamp per bar"):
+        market_features(ones, ones, ones, ones, ones, spec=("hour_sin",), time=np.zeros(4))
