@@ -1,7 +1,8 @@
 """backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``), and the
 classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
 ``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` for ``BNNUncertainty``, ``MomentumDirection``
-for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``)."""
+for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``), and ``LatentRegime``, regimes as clusters of the flow's
+latent codes."""
 from .adaptive import AdaptiveGate, AdaptiveInterval
 from .base import WalkForwardIndicator
 from .density import LogDensity
@@ -9,6 +10,7 @@ from .density_baselines import GaussianDensity, MixtureDensity
 from .energy import Energy
 from .features import ALL_FEATURES, DEFAULT_FEATURES, market_features
 from .garch import GarchForecast
+from .latent_regime import LatentRegime
 from .persistence import PersistenceRegime
 from .regime import REGIME_NAMES, Regime
 from .score_direction import ScoreDirection
@@ -19,7 +21,7 @@ from .tail_risk import TailRisk
 from .uncertainty import BNNUncertainty
 
 __all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNUncertainty", "DEFAULT_FEATURES", "Energy",
-           "GarchForecast", "GaussianDensity", "LogDensity", "MixtureDensity", "MomentumDirection",
+           "GarchForecast", "GaussianDensity", "LatentRegime", "LogDensity", "MixtureDensity", "MomentumDirection",
            "PersistenceRegime", "REGIME_NAMES", "RealizedVolGate", "Regime", "ScenarioFan", "ScoreDirection",
            "TailRisk", "WalkForwardIndicator", "WalkForwardSettings", "market_features", "scenario_fans",
            "simulate_scenarios"]

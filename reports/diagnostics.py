@@ -2,13 +2,15 @@
 (PNG images inline as base64, no network) with a panel per question a quant asks of the models:
 where the market left the models' distribution, whether trades in typical states did better, how much of
 the time the market was in distribution, whether the BNN's intervals hold what they promise, which
-regime the market was in, and whether the score's direction forecast the next moves."""
+regime the market was in, whether the score's direction forecast the next moves, and, on data with ground-truth
+anomalies (the synthetic market's ``anomaly`` column), how well each energy and density line detected them."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from btdensity.atomic import write_text
@@ -17,16 +19,22 @@ from btdensity.labels import REGIME_NAMES
 from .diagnostics_figures import (decile_figure, density_figure, distribution_figure, regime_figure,
                                   reliability_figure, score_figure)
 from .html import fmt, frame_table, image, key_table, page, panel
-from .diagnostics_stats import bnn_reliability, decile_table, diagnostic_figures, line, score_skill
+from .diagnostics_stats import (anomaly_detection, anomaly_truth, bnn_reliability, decile_table, diagnostic_figures,
+                                line, score_skill)
 
 __all__ = ["PANELS", "write_diagnostics"]
 
 #: the panel headings, in page order
 PANELS = ("Energy and log-density over time", "PnL and hit rate by log-density decile", "Time in distribution",
-          "BNN reliability", "Regime timeline", "Score direction skill", "Does the model beat its baseline?")
+          "BNN reliability", "Regime timeline", "Score direction skill", "Anomaly detection",
+          "Does the model beat its baseline?")
 
 _SCORE_HEADINGS = {"direction_from": "direction from", "direction_to": "direction to", "bars": "bars",
                    "mean_forward_return": "mean forward return (bp)", "up_share": "up moves"}
+_ANOMALY_HEADINGS = {"score": "score", "bars": "bars", "anomaly_bars": "anomaly bars (K)", "auroc": "AUROC",
+                     "precision_at_k": "precision@K", "windows": "anomaly windows", "detected_share": "detected",
+                     "median_latency": "median latency (bars)", "mean_latency": "mean latency (bars)",
+                     "false_alarm_rate": "false alarms"}
 _DECILE_HEADINGS = {"logp_from": "logp from", "logp_to": "logp to", "bars": "bars", "trades": "trades",
                     "pnl": "PnL after fees", "hit_rate": "hit rate", "mean_next_return": "mean next-bar return (bp)"}
 
@@ -144,6 +152,29 @@ def _score_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int) -> str
     return panel(PANELS[5], note, body)
 
 
+def _anomaly_panel(prices: pd.DataFrame, lines: pd.DataFrame) -> str:
+    heading = PANELS[6]
+    note = ("How well each energy and density line, oriented so that high means unusual, picks out the data's "
+            "ground-truth anomaly bars: AUROC (0.5 = chance), precision@K (the share of true anomalies among the K "
+            "highest scores, K = the anomaly bars the line has a value on; compare with their share of all bars) "
+            "and the detection latency, in bars from an anomaly's start to the first alarm inside it, of the alarm "
+            "'the score reaches the precision@K cut' (for a gate: the closed gate); latencies are over the "
+            "anomalies detected.")
+    truth = anomaly_truth(prices, lines.index)
+    if truth is None:
+        return panel(heading, note, "<p class='missing'>No ground-truth anomalies in this run's data (the synthetic "
+                                    "market's <code>anomaly</code> column): nothing to score.</p>")
+    table = anomaly_detection(lines, truth)
+    if table is None:
+        return panel(heading, note, _missing("energy or density"))
+    base = float(np.nanmean(truth))
+    kinds = {"bars": "int", "anomaly bars (K)": "int", "anomaly windows": "int", "detected": "pct",
+             "false alarms": "pct"}
+    rows = [("anomaly bars", fmt(int(np.nansum(truth)), "int")),
+            ("share of bars (precision by chance)", fmt(base, "pct"))]
+    return panel(heading, note, key_table(rows) + frame_table(table.rename(columns=_ANOMALY_HEADINGS), kinds))
+
+
 def _evidence_panel(out_dir: Path, lines: pd.DataFrame) -> str:
     """The scorecard's verdicts on the indicators of this run, when ``scorecard.json`` is in the same folder;
     otherwise the command that makes it."""
@@ -155,13 +186,13 @@ def _evidence_panel(out_dir: Path, lines: pd.DataFrame) -> str:
         how = ("No scorecard in this folder. To see whether these models beat their classical baselines on this "
                "data, run <code>python run_backtest.py score --data &lt;the same data&gt; --out &lt;this folder&gt;"
                "</code> (the same --since/--until/--timeframe/--train-bars), then this report again.")
-        return panel(PANELS[6], "", f"<p class='missing'>{how}</p>")
+        return panel(PANELS[7], "", f"<p class='missing'>{how}</p>")
     rows = [c for c in json.loads(path.read_text(encoding="utf-8")).get("comparisons", []) if c["model"] in used]
     if not rows:
-        return panel(PANELS[6], note, "<p class='missing'>The scorecard in this folder scores none of this "
+        return panel(PANELS[7], note, "<p class='missing'>The scorecard in this folder scores none of this "
                                       "strategy's indicators.</p>")
     frame = pd.DataFrame(rows)[["model", "baseline", "metric", "model_value", "baseline_value", "diff", "verdict"]]
-    return panel(PANELS[6], note, frame_table(frame.set_index("model"), {}))
+    return panel(PANELS[7], note, frame_table(frame.set_index("model"), {}))
 
 
 def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines: pd.DataFrame,
@@ -173,13 +204,15 @@ def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines
     bars); ``trades``: closed trades (``open`` fill time, ``pnlcomm``); ``positions``: position size per bar.
     ``horizon`` and ``level`` are the BNNUncertainty indicator's, ``alpha`` the LogDensity gate's (each
     ``None`` / default when the strategy does not have it), ``score_horizon`` the ScoreDirection's. A panel
-    whose indicator is missing says so.
+    whose indicator is missing says so. An ``anomaly`` column in ``prices`` (the synthetic market's ground truth)
+    adds the anomaly detection scores; without it that panel says there is nothing to score.
     """
     figures = diagnostic_figures(lines, positions, prices, horizon=horizon, level=level, score_horizon=score_horizon)
     sections = [_density_panel(prices, lines, figures), _decile_panel(prices, lines, trades),
                 _distribution_panel(lines, positions, figures, alpha),
                 _reliability_panel(prices, lines, horizon, level), _regime_panel(prices, lines),
-                _score_panel(prices, lines, score_horizon), _evidence_panel(Path(out_dir), lines)]
+                _score_panel(prices, lines, score_horizon), _anomaly_panel(prices, lines),
+                _evidence_panel(Path(out_dir), lines)]
     span = f"{lines.index[0]:%Y-%m-%d %H:%M} – {lines.index[-1]:%Y-%m-%d %H:%M} UTC" if len(lines) else "no bars"
     doc = page(f"{title} — model diagnostics", f"{len(lines):,} bars, {span}; {len(trades):,} closed trades.",
                "".join(sections))

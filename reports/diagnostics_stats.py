@@ -1,6 +1,7 @@
 """The numbers behind the model diagnostics page: time in market and in distribution, trades and bars by
-log-density decile, the BNN forecast's reliability (observed against nominal interval coverage) and the skill
-of ScoreDirection's forecast (forward returns by direction decile, sign agreement, rank correlation).
+log-density decile, the BNN forecast's reliability (observed against nominal interval coverage), the skill
+of ScoreDirection's forecast (forward returns by direction decile, sign agreement, rank correlation) and, on data
+with ground-truth anomalies, how well each energy and density line detects them.
 
 All functions read ``lines`` frames as :func:`btdensity.runner.indicator_lines` gives them (columns
 ``<IndicatorClass>.<line>``, a UTC DatetimeIndex of the bars); a model line the strategy does not have is
@@ -9,6 +10,7 @@ simply absent from the frame.
 from __future__ import annotations
 
 import math
+import re
 from statistics import NormalDist
 from typing import Any
 
@@ -17,16 +19,25 @@ import pandas as pd
 
 from btdensity.labels import forward_log_returns
 
-__all__ = ["DIAGNOSTIC_KEYS", "MODEL_INDICATORS", "RELIABILITY_LEVELS", "bnn_reliability", "decile_table",
+__all__ = ["ANOMALY_INDICATORS", "ANOMALY_ORIENTATION", "DIAGNOSTIC_KEYS", "MODEL_INDICATORS", "RELIABILITY_LEVELS",
+           "anomaly_detection", "anomaly_scores", "anomaly_truth", "bnn_reliability", "decile_table",
            "diagnostic_figures", "entry_bars", "has_model_lines", "line", "reliability", "score_skill"]
 
 #: the indicator classes whose lines the diagnostics page reads
-MODEL_INDICATORS = ("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime")
+MODEL_INDICATORS = ("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime", "LatentRegime")
 #: the figures :func:`diagnostic_figures` may return (each only when its inputs exist)
 DIAGNOSTIC_KEYS = ("time_in_market", "gate_closed_share", "in_distribution_share", "bnn_coverage", "bnn_level",
                    "score_sign_agreement", "score_rank_correlation")
 #: nominal coverages of the central intervals of the reliability diagram
 RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: the indicator classes whose energy and density lines are scored against ground-truth anomalies
+ANOMALY_INDICATORS = ("Energy", "LogDensity", "GaussianDensity", "MixtureDensity", "RealizedVolGate", "AdaptiveGate",
+                      "Regime", "LatentRegime")
+#: line name -> (how the score is written, sign, offset): the score ``offset + sign * value`` is high when unusual
+ANOMALY_ORIENTATION = {"energy": ("energy", 1.0, 0.0), "zscore": ("zscore", 1.0, 0.0),
+                       "distance": ("distance", 1.0, 0.0), "logp": ("−logp", -1.0, 0.0),
+                       "pvalue": ("1 − pvalue", -1.0, 1.0), "gate": ("1 − gate", -1.0, 1.0),
+                       "smooth_gate": ("1 − smooth_gate", -1.0, 1.0)}
 
 
 def has_model_lines(lines: pd.DataFrame) -> bool:
@@ -221,3 +232,84 @@ def score_skill(lines: pd.DataFrame, prices: pd.DataFrame, *, horizon: int = 1) 
     table.attrs["rank_correlation"] = float(pd.Series(d).rank().corr(pd.Series(r).rank())) if d.size > 1 else math.nan
     return table
 
+
+
+def anomaly_truth(prices: pd.DataFrame | None, index: pd.DatetimeIndex) -> np.ndarray | None:
+    """The data's ground-truth anomaly flag per bar of ``index`` (1.0 / 0.0, NaN where unknown), from the ``anomaly``
+    column the synthetic market carries; ``None`` when ``prices`` has no such column or no bar of ``index`` is
+    flagged or unflagged."""
+    if prices is None or "anomaly" not in prices.columns:
+        return None
+    flag = pd.to_numeric(prices["anomaly"].reindex(index), errors="coerce").to_numpy(dtype=np.float64)
+    flag = np.where(np.isnan(flag), np.nan, (flag > 0).astype(np.float64))
+    return flag if np.isfinite(flag).any() else None
+
+
+def anomaly_scores(lines: pd.DataFrame) -> dict[str, tuple[str, np.ndarray]]:
+    """Each energy and density line of ``lines`` (the lines of ``ANOMALY_INDICATORS`` named in
+    ``ANOMALY_ORIENTATION``, a second indicator of a class too) as a score that is high on unusual bars: column ->
+    ``(the score as written, e.g. "1 − pvalue", its values with NaN where the line has none)``."""
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    for column in lines.columns:
+        owner, _, name = str(column).partition(".")
+        if re.sub(r"_\d+$", "", owner) not in ANOMALY_INDICATORS or name not in ANOMALY_ORIENTATION:
+            continue
+        values = line(lines, str(column))
+        if values is not None:
+            written, sign, offset = ANOMALY_ORIENTATION[name]
+            out[str(column)] = (written, offset + sign * values.to_numpy())
+    return out
+
+
+def anomaly_detection(lines: pd.DataFrame, anomaly: Any) -> pd.DataFrame | None:
+    """How well each line of :func:`anomaly_scores` picks out the ground-truth anomaly bars ``anomaly`` (1 / 0 per
+    bar of ``lines``, NaN where unknown), computed with :mod:`btdensity.evidence.detection`; ``None`` when no line
+    can be scored. One row per line (index: the column), over the bars where the line and the truth are known:
+
+    - ``score`` (how the line is oriented), ``bars``, ``anomaly_bars`` (K, the true anomaly bars among them);
+    - ``auroc`` (:func:`~btdensity.evidence.detection.auroc`) and ``precision_at_k``
+      (:func:`~btdensity.evidence.detection.precision_at_k` with that K);
+    - detection latency (:func:`~btdensity.evidence.detection.detection_latency` over the runs of anomaly bars,
+      :func:`~btdensity.evidence.detection.anomaly_windows`) of the alarm "the score reaches the precision@K cut",
+      its K-th highest value (for a 0 / 1 gate line with fewer than K closed bars: the closed bars):
+      ``windows`` scored, ``detected_share``, ``median_latency`` and ``mean_latency`` in bars over the windows
+      detected (NaN when none was), ``false_alarm_rate`` (share of alarms on the bars outside every window).
+
+    A line whose bars hold no anomaly bar or nothing else gets no row.
+    """
+    from btdensity.evidence.detection import anomaly_windows, auroc, detection_latency, precision_at_k
+    from btdensity.evidence.rows import InsufficientData
+
+    _check_lines(lines)
+    truth = np.asarray(anomaly, dtype=np.float64).reshape(-1)
+    if truth.shape[0] != len(lines):
+        raise ValueError(f"anomaly must have one value per bar of lines ({len(lines)}); got {truth.shape[0]}")
+    windows = anomaly_windows(np.nan_to_num(truth) > 0)
+    rows = {}
+    for column, (written, score) in anomaly_scores(lines).items():
+        known = np.isfinite(score) & np.isfinite(truth)
+        k = int(truth[known].sum())
+        if k == 0 or k == int(known.sum()):
+            continue
+        row = {"score": written, "bars": int(known.sum()), "anomaly_bars": k,
+               "auroc": auroc(score, truth), "precision_at_k": precision_at_k(score, truth, k)}
+        ranked = np.sort(score[known])
+        cut = ranked[-k]
+        fired = score > cut if cut == ranked[0] else score >= cut     # a gate with < K closed bars: the closed bars
+        alarm = np.where(np.isfinite(score), fired.astype(np.float64), np.nan)
+        try:
+            found = detection_latency(alarm, windows)
+        except InsufficientData:
+            found = None
+        if found is not None:
+            detected = found.latency[found.scored & np.isfinite(found.latency)]
+            row.update(windows=found.n_scored, detected_share=found.detected_share,
+                       median_latency=found.median_latency,
+                       mean_latency=float(detected.mean()) if detected.size else math.nan,
+                       false_alarm_rate=found.false_alarm_rate)
+        rows[column] = row
+    if not rows:
+        return None
+    columns = ["score", "bars", "anomaly_bars", "auroc", "precision_at_k", "windows", "detected_share",
+               "median_latency", "mean_latency", "false_alarm_rate"]
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns).rename_axis("line")

@@ -80,6 +80,8 @@ def backtest(df: pd.DataFrame, config: BacktestConfig = BacktestConfig(), *,
     lines = indicator_lines(strategy)
     prices = pd.DataFrame({k: np.asarray(getattr(strategy.data, k).array, dtype=np.float64)[:len(lines)]
                            for k in _OHLCV}, index=lines.index)
+    if "anomaly" in df.columns:   # the synthetic market's ground truth: the diagnostics page scores detectors on it
+        prices["anomaly"] = df["anomaly"].reindex(lines.index).to_numpy(dtype=np.float64)
     return BacktestResult(config=config, values=values, positions=pd.Series(rec.positions, index=index),
                           benchmark=benchmark, trades=trades, lines=lines, prices=prices,
                           settings=model_settings(strategy), runtime_s=runtime,

@@ -20,8 +20,9 @@ class BacktestResult:
       ``positions``: position size at each close; ``trades``: closed trades (``open``, ``close``, ``pnl``,
       ``pnlcomm``, ``commission``, ``bars``, ``long``);
     - ``lines``: every line of every indicator of the strategy (columns ``<IndicatorClass>.<line>``);
-      ``prices``: the OHLCV bars; ``settings``: what the diagnostics need of the model indicators
-      (``horizon`` and ``level`` of the BNN, ``alpha`` of the gate, ``score_horizon``);
+      ``prices``: the OHLCV bars (and the data's ground-truth ``anomaly`` flag, when it has one); ``settings``:
+      what the diagnostics need of the model indicators (``horizon`` and ``level`` of the BNN, ``alpha`` of the
+      gate, ``score_horizon``);
     - ``fees_paid`` (commission) and ``funding_paid`` (net perpetual funding, negative when received), cash units.
 
     ``cerebro`` is backtrader's engine after the run, kept for its own plot and for your inspection

@@ -1,5 +1,5 @@
-"""The model diagnostics page: exact shares, decile assignment, interval reliability and score skill against
-known truths, a self-contained HTML page, and write_report's use of it."""
+"""The model diagnostics page: exact shares, decile assignment, interval reliability, score skill and anomaly
+detection against known truths, a self-contained HTML page, and write_report's use of it."""
 import base64
 import json
 import math
@@ -13,8 +13,9 @@ import pytest
 from btdensity.feeds import synthetic_market
 from btdensity.reports import DIAGNOSTIC_KEYS, diagnostic_figures, write_diagnostics, write_report
 from btdensity.reports.diagnostics import PANELS
-from btdensity.reports.diagnostics_stats import (RELIABILITY_LEVELS, bnn_reliability, decile_table, entry_bars, reliability,
-                                       score_skill)
+from btdensity.evidence.detection import anomaly_windows, auroc, detection_latency, precision_at_k
+from btdensity.reports.diagnostics_stats import (RELIABILITY_LEVELS, anomaly_detection, anomaly_scores, bnn_reliability,
+                                                 decile_table, entry_bars, reliability, score_skill)
 from btdensity.runner import BacktestConfig, backtest
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -210,6 +211,104 @@ def test_score_skill_counts_match_brute_force():
     assert score_skill(lines.rename(columns=lambda c: "X." + c), prices) is None
 
 
+# ------------------------------------------------------------------ anomaly detection
+#: ground-truth anomaly windows [start, end): one in the 50-bar warm-up (not scored), five after it
+WINDOWS = [(20, 22), (100, 103), (200, 201), (300, 302), (400, 404), (500, 501)]
+
+
+@pytest.fixture(scope="module")
+def anomaly_case():
+    """Scripted lines over 600 bars with NaN in the first 50. ``LatentRegime.distance``: 10 on the second bar of
+    each window (outside the single-bar windows 200 and 500: missed), 0 on the other anomaly bars, in (0.01, 1)
+    elsewhere. ``LogDensity.gate``: closed on bars 100-102, 300, 150 and 250 (fewer closed bars than anomaly bars)."""
+    n = 600
+    rng = np.random.default_rng(5)
+    truth = np.zeros(n)
+    for a, b in WINDOWS:
+        truth[a:b] = 1.0
+    distance = np.where(truth > 0, 0.0, rng.uniform(0.01, 1.0, n))
+    distance[[a + 1 for a, _ in WINDOWS]] = 10.0
+    gate = np.ones(n)
+    gate[[100, 101, 102, 300, 150, 250]] = 0.0
+    lines = pd.DataFrame({"LatentRegime.distance": distance, "LatentRegime.regime": rng.integers(0, 3, n) * 1.0,
+                          "LogDensity.gate": gate, "LogDensity.logp": rng.normal(0, 1, n) - 3 * truth,
+                          "LogDensity.pvalue": rng.uniform(0, 1, n) * np.where(truth > 0, 0.2, 1.0),
+                          "Energy.zscore": rng.normal(0, 1, n) + 2 * truth, "Energy_2.energy": rng.normal(0, 1, n),
+                          "ScoreDirection.direction": rng.normal(0, 1, n)}, index=_index(n))
+    lines.iloc[:50] = np.nan
+    prices = pd.DataFrame({"close": 100.0 + np.arange(n), "anomaly": truth > 0}, index=lines.index)
+    return lines, prices, truth
+
+
+def test_anomaly_scores_are_the_energy_and_density_lines_oriented_high_when_unusual(anomaly_case):
+    lines, _, _ = anomaly_case
+    scores = anomaly_scores(lines)
+    assert list(scores) == ["LatentRegime.distance", "LogDensity.gate", "LogDensity.logp", "LogDensity.pvalue",
+                            "Energy.zscore", "Energy_2.energy"]
+    written = {c: w for c, (w, _) in scores.items()}
+    assert written["LogDensity.logp"] == "−logp" and written["LogDensity.pvalue"] == "1 − pvalue"
+    np.testing.assert_array_equal(scores["LogDensity.logp"][1], -lines["LogDensity.logp"].to_numpy())
+    np.testing.assert_array_equal(scores["LogDensity.gate"][1], 1 - lines["LogDensity.gate"].to_numpy())
+    np.testing.assert_array_equal(scores["Energy.zscore"][1], lines["Energy.zscore"].to_numpy())
+
+
+def test_anomaly_metrics_are_evidence_detection_on_the_same_arrays(anomaly_case):
+    lines, _, truth = anomaly_case
+    table = anomaly_detection(lines, truth)
+    assert list(table.index) == list(anomaly_scores(lines))
+    windows = anomaly_windows(truth > 0)
+    assert windows == WINDOWS
+    for column, (_, score) in anomaly_scores(lines).items():
+        row = table.loc[column]
+        known = np.isfinite(score)
+        k = int(truth[known].sum())
+        assert row["anomaly_bars"] == k == 11 and row["bars"] == 550
+        assert row["auroc"] == auroc(score, truth)
+        assert row["precision_at_k"] == precision_at_k(score, truth, k)
+        cut = np.sort(score[known])[::-1][k - 1]                     # the precision@K cut: the K-th highest score
+        alarm = np.where(known, score >= cut if cut > score[known].min() else score > cut, np.nan)
+        found = detection_latency(alarm, windows)
+        assert row["windows"] == found.n_scored == 5                 # the warm-up's window has no score
+        assert row["detected_share"] == found.detected_share
+        assert row["false_alarm_rate"] == found.false_alarm_rate
+        assert row["median_latency"] == pytest.approx(found.median_latency, nan_ok=True)
+        detected = found.latency[found.scored & np.isfinite(found.latency)]
+        assert row["mean_latency"] == pytest.approx(detected.mean() if detected.size else math.nan, nan_ok=True)
+    # by hand: the distance finds windows 100, 300 and 400 one bar in and misses the single-bar ones
+    d = table.loc["LatentRegime.distance"]
+    assert (d["detected_share"], d["median_latency"], d["mean_latency"]) == (0.6, 1.0, 1.0)
+    assert d["precision_at_k"] == pytest.approx(3 / 11)              # 5 bumps (3 in windows) + 6 noise bars
+    assert d["auroc"] == pytest.approx(3 * (537 + 0.5 * 2) / (11 * 539))   # 3 anomalies above all but 2 ties
+    # the gate: its 6 closed bars (4 anomalies) are the alarm; windows 100 and 300 at once, the others missed
+    g = table.loc["LogDensity.gate"]
+    assert (g["detected_share"], g["median_latency"], g["mean_latency"]) == (0.4, 0.0, 0.0)
+    assert g["false_alarm_rate"] == pytest.approx(2 / 539)
+    assert g["precision_at_k"] == pytest.approx((4 + 5 * 7 / 544) / 11)   # 5 places at the share of the 0 ties
+
+
+def test_anomaly_panel_shows_the_table_and_says_when_there_is_no_truth(anomaly_case, tmp_path):
+    lines, prices, truth = anomaly_case
+    kwargs = dict(lines=lines, trades=pd.DataFrame(columns=["open", "pnlcomm"]),
+                  positions=pd.Series(0.0, index=lines.index), title="t")
+    html = write_diagnostics(tmp_path, prices=prices, **kwargs).read_text()
+    section = html[html.index("<h2>Anomaly detection</h2>"):].split("</section>")[0]
+    table = anomaly_detection(lines, truth)
+    for column, row in table.iterrows():
+        assert f"<tr><th>{column}</th><td>{row['score']}</td><td>550</td><td>11</td><td>{row['auroc']:.4g}</td>" \
+               f"<td>{row['precision_at_k']:.4g}</td><td>5</td><td>{row['detected_share']:.1%}</td>" in section
+    assert "ScoreDirection" not in section and "LatentRegime.regime" not in section
+    # (pages with lines that draw no figure: quicker)
+    no_truth = write_diagnostics(tmp_path / "no_truth", prices=prices.drop(columns="anomaly"),
+                                 **{**kwargs, "lines": lines[["LatentRegime.distance"]]}).read_text()
+    section = no_truth[no_truth.index("<h2>Anomaly detection</h2>"):].split("</section>")[0]
+    assert "No ground-truth anomalies" in section and "<table>" not in section
+    assert anomaly_detection(lines, np.zeros(len(lines))) is None                       # no anomaly bar: no row
+    html = write_diagnostics(tmp_path / "no_lines", prices=prices,
+                             **{**kwargs, "lines": lines[["LatentRegime.regime"]]}).read_text()
+    section = html[html.index("<h2>Anomaly detection</h2>"):].split("</section>")[0]
+    assert "No energy or density values" in section and "<table>" not in section
+
+
 # ------------------------------------------------------------------ the page
 def _model_lines(prices: pd.DataFrame) -> pd.DataFrame:
     """Hand-made lines of all five model indicators on the bars of ``prices`` (NaN during a 100-bar warm-up)."""
@@ -318,6 +417,13 @@ def test_model_report_writes_the_page_and_the_figures(model_report):
         assert math.isfinite(summary[key]), key
     table = decile_table(lines, res.trades)
     assert table["trades"].sum() + table.attrs["unassigned"] == summary["n_trades"]
+    # the synthetic market's ground truth reaches the page: its anomaly detection scores the run's density lines
+    truth = synthetic_market(900)["anomaly"].to_numpy(dtype=float)
+    np.testing.assert_array_equal(res.prices["anomaly"].to_numpy(), truth)
+    detection = anomaly_detection(lines, truth)
+    assert {"LogDensity.logp", "LogDensity.pvalue", "LogDensity.gate"} <= set(detection.index)
+    section = html[html.index("<h2>Anomaly detection</h2>"):].split("</section>")[0]
+    assert f"<td>{detection.loc['LogDensity.logp', 'auroc']:.4g}</td>" in section
 
 
 @pytest.mark.parametrize("days", [0.05, 0.5, 2, 3, 10, 45, 100, 400, 1000, 1400, 1640, 1650, 1660, 1700, 1800, 3000, 8000])
