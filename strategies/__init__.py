@@ -4,6 +4,7 @@ from .baselines import BuyAndHold, SmaCross
 from .broker import BybitBroker, FractionalBarPerc
 from .commission import BYBIT_FEES, BybitCommission
 from .density_gated import DensityGatedStrategy
+from .energy_reversion import EnergyReversion
 from .funding import FundingRates
 from .managed import HeldDirection, RiskManaged
 from .model_base import ModelStrategy
@@ -15,6 +16,7 @@ from .sizers import EnergyScaledSizer, RiskScaleSizer, UncertaintySizer
 from .var_sizer import VaRBudgetSizer
 
 __all__ = ["BNNConfidence", "BYBIT_FEES", "BuyAndHold", "BybitBroker", "BybitCommission", "DensityGatedStrategy",
-           "EnergyScaledSizer", "EnergySized", "FractionalBarPerc", "FundingRates", "HeldDirection", "ModelStrategy",
-           "RebalanceRule", "RegimeFilter", "RiskManaged", "RiskScale", "RiskScaleSizer", "STRATEGIES", "ScoreMomentum",
-           "SmaCross", "UncertaintySizer", "VaRBudgetSizer", "get_strategy", "register_strategy", "round_trip_cost"]
+           "EnergyReversion", "EnergyScaledSizer", "EnergySized", "FractionalBarPerc", "FundingRates", "HeldDirection",
+           "ModelStrategy", "RebalanceRule", "RegimeFilter", "RiskManaged", "RiskScale", "RiskScaleSizer", "STRATEGIES",
+           "ScoreMomentum", "SmaCross", "UncertaintySizer", "VaRBudgetSizer", "get_strategy", "register_strategy",
+           "round_trip_cost"]

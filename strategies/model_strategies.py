@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from btdensity.indicators import REGIME_NAMES, BNNUncertainty, Energy, Regime, ScoreDirection
+from btdensity.indicators.score_direction import direction_consistency
 
 from .managed import HeldDirection, RiskManaged, forecast_edge, trend_gap
 from .model_base import ModelStrategy, managed_model_checks
@@ -71,15 +74,72 @@ class EnergySized(_SignalStrategy):
 class ScoreMomentum(_SignalStrategy):
     """Follow ScoreDirection: enter its direction when its strength is at least ``min_strength`` (1 = a usual bar
     of the calibration tail), leave when the direction turns or the strength falls below ``exit_strength``; the
-    position is volatility-targeted on the trailing volatility (``RiskScale``)."""
+    position is volatility-targeted on the trailing volatility (``RiskScale``).
 
-    params = (("min_strength", 1.0), ("exit_strength", 0.5))
+    ``min_consistency`` > 0: enter only when ScoreDirection's ``consistency`` (the share of the last
+    ``consistency_bars`` directions with the current sign) is at least that (0, the default: off). 0.75 is a
+    start: on four seeds of the sample market (8,000 bars, 0.1 % fees) it lifted the mean Sharpe ratio from 0.60 to
+    1.48 (0.6: 0.39), on 14-19 trades a run, far too few to be evidence; measure it on your data. A held position
+    is left by the rules above only. ``var_sizing=True``: the position is also scaled by the inverse of ``score_var`` (the
+    direction's variance over those bars) relative to its median over the last ``var_window`` bars,
+    ``min(median / score_var, var_cap) / var_cap`` (:meth:`var_factor`): the full ``target`` while the variance is at
+    most ``median / var_cap``, ``target / var_cap`` at the median, less above it. A direction indicator without
+    these lines (a baseline swapped in through ``replace``) gets them computed from its ``direction`` line."""
+
+    params = (("min_strength", 1.0), ("exit_strength", 0.5), ("min_consistency", 0.0), ("consistency_bars", 24),
+              ("var_sizing", False), ("var_cap", 2.0), ("var_window", 2000))
 
     def __init__(self) -> None:
         super().__init__()
-        self.direction = self.model(ScoreDirection)
+        p = self.p
+        if not 0.0 <= p.min_consistency <= 1.0:
+            raise ValueError(f"ScoreMomentum(min_consistency={p.min_consistency}): a share of bars in [0, 1]")
+        if not p.var_cap >= 1.0:
+            raise ValueError(f"ScoreMomentum(var_cap={p.var_cap}): a cap of the relative size >= 1")
+        for name in ("consistency_bars", "var_window"):
+            value = getattr(p, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ScoreMomentum({name}={value!r}): a positive number of bars")
+        self.direction = self.model(ScoreDirection, consistency_bars=p.consistency_bars)
         self.risk = RiskScale(self.data)
         self.attach_diagnostics()
+
+    def _stats(self) -> tuple[float, float]:
+        """``(consistency, score_var)`` now: the indicator's lines, or computed from its direction line."""
+        ind = self.direction
+        if hasattr(ind, "consistency") and hasattr(ind, "score_var"):
+            return float(ind.consistency[0]), float(ind.score_var[0])
+        bars = self.p.consistency_bars
+        recent = ind.direction.get(size=min(bars, len(self)))
+        consistency, score_var = direction_consistency(recent, bars)[-1]
+        return float(consistency), float(score_var)
+
+    def consistent(self) -> bool:
+        """Whether an entry passes the consistency gate (always, with ``min_consistency`` 0)."""
+        return self.p.min_consistency <= 0 or self._stats()[0] >= self.p.min_consistency
+
+    def var_factor(self) -> float:
+        """``min(median / score_var, var_cap) / var_cap``, the median over the finite ``score_var`` values of the
+        last ``var_window`` bars (this one included); ``var_cap / var_cap`` = 1 at a variance of 0; NaN while
+        ``score_var`` is NaN."""
+        v = self._stats()[1]
+        if not math.isfinite(v):
+            return math.nan
+        ind = self.direction
+        if hasattr(ind, "score_var"):
+            history = np.asarray(ind.score_var.get(size=min(self.p.var_window, len(self))), dtype=np.float64)
+        else:   # the variance over each window of consistency_bars directions (as direction_consistency's, batched)
+            bars = self.p.consistency_bars
+            recent = np.asarray(ind.direction.get(size=min(self.p.var_window + bars - 1, len(self))), dtype=np.float64)
+            history = np.lib.stride_tricks.sliding_window_view(recent, bars).var(axis=1)   # v finite: >= bars
+        history = history[np.isfinite(history)]
+        cap = float(self.p.var_cap)
+        relative = cap if v <= 0 else min(float(np.median(history)) / v, cap)
+        return relative / cap
+
+    def scale(self) -> float:
+        base = super().scale()
+        return base * self.var_factor() if self.p.var_sizing else base
 
     def want(self) -> float:
         d, s = self.direction.direction[0], self.direction.strength[0]
@@ -91,7 +151,7 @@ class ScoreMomentum(_SignalStrategy):
         held = self.held_signal.direction
         if held and (want != held or s < self.p.exit_strength):
             return 0.0
-        if not held and want and s >= self.p.min_strength:
+        if not held and want and s >= self.p.min_strength and self.consistent():
             return float(want)
         return float(held)
 

@@ -67,14 +67,20 @@ class _FractionSizer(bt.Sizer):
 
 
 class EnergyScaledSizer(_FractionSizer):
-    """``size = base × clip(1 − max(zscore, 0) / threshold, 0, 1)`` of the portfolio's value.
+    """A fraction of the portfolio's value that shrinks as the energy z-score rises.
+
+    - ``form="excess"`` (the default): ``size = base × clip(1 − max(zscore, 0) / threshold, 0, 1)``. At z ≤ 0 the
+      full ``base`` is used; it shrinks linearly to nothing at ``z = threshold``.
+    - ``form="linear"``: ``size = base × (1 − e)``, ``e = clip((zscore − z_min) / (threshold − z_min), 0, 1)`` the
+      normalised energy: the z-score mapped linearly from ``[z_min, threshold]`` onto ``[0, 1]``. The full ``base``
+      only in a calm state (z ≤ ``z_min``, default −2), ``base × 0.6`` in a typical one (z = 0, at the defaults),
+      nothing from ``threshold`` on. With ``z_min=0`` it is the ``"excess"`` form.
 
     ``energy``: an ``Energy`` indicator (its ``zscore`` line is read), any line of z-scores, or the
-    name of the strategy's attribute holding one. At z ≤ 0 the full ``base`` is used; it shrinks
-    linearly to nothing at ``z = threshold``.
+    name of the strategy's attribute holding one. A NaN z-score sizes 0 (no order).
     """
 
-    params = (("energy", "energy"), ("base", 0.95), ("threshold", 3.0))
+    params = (("energy", "energy"), ("base", 0.95), ("threshold", 3.0), ("form", "excess"), ("z_min", -2.0))
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,10 +88,19 @@ class EnergyScaledSizer(_FractionSizer):
             raise ValueError(f"EnergyScaledSizer(base={self.p.base}): base must be a positive fraction of value")
         if not self.p.threshold > 0:
             raise ValueError(f"EnergyScaledSizer(threshold={self.p.threshold}): threshold must be positive")
+        if self.p.form not in ("excess", "linear"):
+            raise ValueError(f"EnergyScaledSizer(form={self.p.form!r}): choose 'excess' or 'linear'")
+        if not self.p.z_min < self.p.threshold:
+            raise ValueError(f"EnergyScaledSizer(z_min={self.p.z_min}): must be below threshold ({self.p.threshold})")
 
     def fraction(self, isbuy: bool) -> float:
         obj = self._resolve(self.p.energy, "energy")
         z = float(getattr(obj, "zscore", obj)[0])
+        if math.isnan(z):
+            return math.nan
+        if self.p.form == "linear":
+            energy = min(max((z - self.p.z_min) / (self.p.threshold - self.p.z_min), 0.0), 1.0)
+            return self.p.base * (1.0 - energy)
         return self.p.base * min(max(1.0 - max(z, 0.0) / self.p.threshold, 0.0), 1.0)
 
 

@@ -16,9 +16,10 @@ from btdensity.indicators.walkforward import FitCache
 
 SMALL = dict(train_bars=240, retrain_every=200, quiet=True)
 INDICATORS = {
-    "Energy": (Energy, dict(model_kwargs={"hidden": (16, 16)}, fit_kwargs={"epochs": 6})),
+    "Energy": (Energy, dict(model_kwargs={"hidden": (16, 16)}, fit_kwargs={"epochs": 6}, threshold=2.0, release=0.5,
+                            resolve_bars=12)),
     "LogDensity": (LogDensity, dict(model_kwargs={"n_layers": 2, "hidden": 16}, fit_kwargs={"epochs": 6})),
-    "ScoreDirection": (ScoreDirection, dict(model_kwargs={"hidden": 16}, fit_kwargs={"epochs": 6})),
+    "ScoreDirection": (ScoreDirection, dict(model_kwargs={"hidden": 16}, fit_kwargs={"epochs": 6}, consistency_bars=6)),
     "BNNUncertainty": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
                                             n_samples=16)),
     # the seasonal features read the bars' time stamps, which a replayed bar changes while it forms
@@ -39,6 +40,9 @@ CHANGED = {"GaussianDensity": dict(model_kwargs={"ridge": 0.5}),
            "GarchForecast": dict(memory=40), "RealizedVolGate": dict(val_fraction=0.2),
            "MomentumDirection": dict(val_fraction=0.2)}
 N_HOURS = 720
+#: lines known only some bars after the first fit: (indicator, line) -> bars (consistency and score_var need
+#: consistency_bars directions)
+LATER = {("ScoreDirection", "consistency"): 5, ("ScoreDirection", "score_var"): 5}
 
 
 class Holder(bt.Strategy):
@@ -93,10 +97,30 @@ def reference(request, hours, tmp_path_factory):
 
 def test_values_start_at_the_first_fit_and_are_finite(reference, hours):
     name, _, lines, ind = reference
-    first = ind.spec.first_fit
-    assert lines.iloc[:first].isna().all().all()
-    assert np.isfinite(lines.iloc[first:].to_numpy()).all()
+    for line in lines:
+        first = ind.spec.first_fit + LATER.get((name, line), 0)
+        assert lines[line].iloc[:first].isna().all() and np.isfinite(lines[line].iloc[first:]).all(), line
     assert ind.n_fits == ind.spec.fit_index(len(hours) - 1) + 1 >= 2
+
+
+@pytest.mark.parametrize("reference", ["Energy", "ScoreDirection"], indirect=True)
+def test_derived_lines_follow_their_model_line(reference):
+    """Energy's regime / spike_resolved and ScoreDirection's consistency / score_var are their functions of the
+    indicator's own z-score / direction line (test_derived_lines.py checks those against hand-computed values); the
+    spike fires on these bars, so the contract tests here hold for a signal that is not all zeros."""
+    from btdensity.indicators.energy import energy_regime, spike_resolved
+    from btdensity.indicators.score_direction import direction_consistency
+
+    name, _, lines, ind = reference
+    if name == "Energy":
+        z = lines["zscore"].to_numpy()
+        np.testing.assert_array_equal(lines["regime"], energy_regime(z, (-0.5, 1.0, 2.5)))
+        np.testing.assert_array_equal(lines["spike_resolved"], spike_resolved(z, 2.0, 0.5, 12))
+        assert np.nansum(lines["spike_resolved"]) >= 2 and len(set(lines["regime"].dropna())) >= 3
+    else:
+        stats = direction_consistency(lines["direction"].to_numpy(), 6)
+        np.testing.assert_array_equal(lines[["consistency", "score_var"]].to_numpy(), stats)
+        assert len(set(lines["consistency"].dropna())) >= 3
 
 
 def test_truncation_invariance(reference, hours):

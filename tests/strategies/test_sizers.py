@@ -117,6 +117,33 @@ def test_energy_sizer_never_exceeds_cash_and_rounds_whole_units():
         run({0: "buy"}, addsizer=(EnergyScaledSizer, {}))
 
 
+def test_energy_sizer_linear_form_maps_z_from_z_min_to_threshold():
+    # form="linear": base × (1 − clip((z − z_min) / (threshold − z_min), 0, 1)), here z_min −2, threshold 3
+    z = [-3.0, 0, 0.0, 0, 0.5, 0, 2.9, 3.0, NAN, 0]
+    actions = {0: "buy", 1: "sell", 2: "buy", 3: "sell", 4: "buy", 5: "sell", 6: "buy", 7: "buy", 8: "buy"}
+    orders = run(actions, addsizer=(EnergyScaledSizer, {"base": 0.95, "threshold": 3.0, "form": "linear",
+                                                        "z_min": -2.0}), energy=z_script(z))
+    by_bar = {i: (size, value, close, pos) for i, size, value, _, close, pos in orders}
+    for bar, share in ((0, 1.0), (2, 1 - 2 / 5), (4, 1 - 2.5 / 5)):        # z ≤ z_min: all of base; z = 0: 60 %
+        _, value, close, pos = by_bar[bar]
+        assert pos == 0 and by_bar[bar][0] == pytest.approx(0.95 * share * value / close, rel=1e-13), bar
+    _, v6, c6, _ = by_bar[6]
+    assert by_bar[6][0] == pytest.approx(0.95 * (1 - 4.9 / 5) * v6 / c6, rel=1e-12)   # 2 % of base at z = 2.9
+    assert by_bar[7][0] == 0.0 and by_bar[8][0] == 0.0                                 # z = threshold, NaN: none
+
+
+@pytest.mark.parametrize("z", [[-1.0, 0.0, 1.5, 2.9], [0.25, 3.5, -4.0, 1.0]])
+def test_energy_sizer_linear_form_with_z_min_0_is_the_excess_form(z):
+    actions = {0: "buy", 1: "sell", 2: "buy", 3: "sell"}   # each buy from flat, each sell closes it
+
+    def sizes(**kw):
+        return [size for _, size, *_ in run(actions, energy=z_script(z), addsizer=(EnergyScaledSizer, kw))]
+
+    excess = sizes(threshold=3.0)
+    assert sizes(threshold=3.0, form="linear", z_min=0.0) == pytest.approx(excess, rel=1e-13)
+    assert any(s > 0 for s in excess) and sizes(threshold=3.0, form="linear") != pytest.approx(excess)
+
+
 def bnn_script(mean, epi, alea, horizon=1):
     pad = [NAN] * (N - len(mean))
     return {"mean": list(mean) + pad, "epistemic": list(epi) + pad, "aleatoric": list(alea) + pad, "horizon": horizon}
@@ -196,6 +223,8 @@ def test_sizer_parameters_are_checked():
                          (UncertaintySizer, {"target_vol": 0}, "target_vol"),
                          (UncertaintySizer, {"kelly_fraction": 1.5}, "kelly_fraction"),
                          (UncertaintySizer, {"horizon": 0}, "horizon"),
-                         (EnergyScaledSizer, {"headroom": -0.01}, "headroom")]:
+                         (EnergyScaledSizer, {"headroom": -0.01}, "headroom"),
+                         (EnergyScaledSizer, {"form": "square"}, "form"),
+                         (EnergyScaledSizer, {"form": "linear", "z_min": 3.0}, "z_min")]:
         with pytest.raises(ValueError, match=msg):
             cls(**kw)
