@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -17,8 +18,8 @@ if TYPE_CHECKING:
     from btdensity.runner import BacktestConfig
 
 __all__ = ["Parser", "UserError", "add_broker_options", "add_data_options", "add_model_options",
-           "add_strategy_options", "backtest_config", "fraction", "funding", "jobs", "load_data", "param", "percent",
-           "walk_forward"]
+           "add_strategy_options", "asset_name", "backtest_config", "data_specs", "fraction", "funding", "jobs",
+           "load_data", "load_datasets", "param", "percent", "walk_forward"]
 
 
 class UserError(Exception):
@@ -77,11 +78,18 @@ def percent(text: str) -> float:
         raise argparse.ArgumentTypeError(f"--volume-fill is a percentage of bar volume in (0, 100], got {text}")
     return value
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    """The data a command runs on: ``--data``, ``--timeframe``, ``--since``, ``--until``, ``--bars``, ``--cache-dir``."""
-    p.add_argument("--data", default="sample",
-                   help="'sample' (the synthetic market), a path to a CSV file, or bybit:SYMBOL (e.g. "
-                        "bybit:BTC/USDT:USDT; API base URL from $BTDENSITY_BYBIT_URL when set)")
+def add_data_options(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """The data a command runs on: ``--data``, ``--timeframe``, ``--since``, ``--until``, ``--bars``, ``--cache-dir``.
+
+    ``several=True``: ``--data`` may be repeated or take a comma list (a portfolio); :func:`data_specs` reads it."""
+    text = ("'sample' (the synthetic market; 'sample:seed=N' for another one), a path to a CSV file, or bybit:SYMBOL "
+            "(e.g. bybit:BTC/USDT:USDT; API base URL from $BTDENSITY_BYBIT_URL when set)")
+    if several:
+        p.add_argument("--data", action="append", default=None,
+                       help=text + "; repeat it or give a comma list for several assets, aligned on their common "
+                                   "bars (default: sample)")
+    else:
+        p.add_argument("--data", default="sample", help=text)
     p.add_argument("--cache-dir", default=None,
                    help="downloaded Bybit bars, and fitted models in its models/ subfolder (default: "
                         "$BTDENSITY_CACHE, else ~/.cache/btdensity)")
@@ -151,14 +159,70 @@ def add_strategy_options(p: argparse.ArgumentParser, default: str) -> None:
                    help="a strategy parameter (repeatable), e.g. --param fast=10")
 
 
-def load_data(args: argparse.Namespace) -> pd.DataFrame:
-    """The bars of the data options."""
+def data_specs(values: str | list[str] | None) -> list[str]:
+    """The data sets of ``--data`` (repeated, comma lists, or one): ``["sample"]`` when none is given.
+
+    >>> data_specs(["sample", "a.csv,bybit:ETH/USDT:USDT"]), data_specs(None)
+    (['sample', 'a.csv', 'bybit:ETH/USDT:USDT'], ['sample'])
+    """
+    if values is None:
+        return ["sample"]
+    specs = [part.strip() for value in ([values] if isinstance(values, str) else values) for part in value.split(",")]
+    if not all(specs):
+        raise UserError(f"--data has an empty data set in {','.join(specs)!r}")
+    names = [asset_name(spec) for spec in specs]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise UserError(f"--data {specs[i]} is given twice (as {name!r}); each data set once")
+    return specs
+
+
+def asset_name(spec: str) -> str:
+    """The name of a data set in reports and feed names: the symbol of ``bybit:SYMBOL``, a CSV file's name without
+    ``.csv``, or the spec itself (``sample``, ``sample:seed=7``).
+
+    >>> asset_name("bybit:BTC/USDT:USDT"), asset_name("data/eth_1h.csv"), asset_name("sample:seed=7")
+    ('BTC/USDT:USDT', 'eth_1h', 'sample:seed=7')
+    """
+    if spec.startswith("bybit:"):
+        return spec[len("bybit:"):]
+    if spec.lower().endswith(".csv"):
+        return os.path.splitext(os.path.basename(spec))[0]
+    return spec
+
+
+def _sample_seed(spec: str, seed: int) -> tuple[str, int]:
+    """``sample:seed=N`` is the sample market of seed N (another synthetic market); other specs keep ``seed``."""
+    if not spec.startswith("sample:"):
+        return spec, seed
+    key, _, value = spec[len("sample:"):].partition("=")
+    if key != "seed" or not value.strip().lstrip("-").isdigit():
+        raise UserError(f"--data {spec!r}: the sample market takes 'sample' or 'sample:seed=N' (N a whole number)")
+    return "sample", int(value)
+
+
+def load_data(args: argparse.Namespace, spec: str | None = None) -> pd.DataFrame:
+    """The bars of the data options (of ``spec``, one data set, when given; else of ``args.data``)."""
     from btdensity.feeds.source import load_source
 
     if args.bars is not None and args.bars < 2:
         raise UserError(f"--bars must be at least 2, got {args.bars}")
-    return load_source(args.data, timeframe=args.timeframe, since=args.since, until=args.until, seed=args.seed,
+    source, seed = _sample_seed(args.data if spec is None else spec, args.seed)
+    return load_source(source, timeframe=args.timeframe, since=args.since, until=args.until, seed=seed,
                        bars=args.bars, cache_dir=str(cache_root(args.cache_dir)), progress=not args.quiet)
+
+
+def load_datasets(args: argparse.Namespace, specs: list[str], min_bars: int = 2,
+                  need: str = "") -> dict[str, pd.DataFrame]:
+    """The bars of several data sets by :func:`asset_name`, aligned on their common timestamps; a UserError names
+    the data set that leaves no common bar, or says the overlap is shorter than ``min_bars`` (``need``: why)."""
+    from btdensity.runner.assets import align_frames
+
+    frames = {asset_name(spec): load_data(args, spec) for spec in specs}
+    try:
+        return align_frames(frames, min_bars=min_bars, need=need)
+    except ValueError as exc:
+        raise UserError(f"--data: {exc}") from None
 
 
 def walk_forward(args: argparse.Namespace) -> "WalkForwardSettings":
@@ -178,22 +242,34 @@ def _warm_default() -> bool:
     return WARM_START
 
 
+def _default_market(spec: str) -> str:
+    """The market of a data set when ``--market`` is not given: linear for Bybit perpetuals, spot otherwise."""
+    if not spec.startswith("bybit:"):
+        return "spot"
+    from btdensity.feeds.bybit import infer_category  # imports ccxt: only for Bybit data
+
+    return "linear" if infer_category(spec[len("bybit:"):]) == "linear" else "spot"
+
+
 def backtest_config(args: argparse.Namespace, df: Any = None) -> "BacktestConfig":
     """The backtest terms of the command line; ``--funding-rate bybit`` fetches the rates of ``df``'s span."""
     from btdensity.runner import BacktestConfig
 
     rate, market = args.funding_rate, args.market
+    specs = list(getattr(args, "datasets", None) or [args.data])
     if market is None:
-        market = "spot"
-        if args.data.startswith("bybit:"):
-            from btdensity.feeds.bybit import infer_category  # imports ccxt: only for Bybit data
-
-            market = "linear" if infer_category(args.data[len("bybit:"):]) == "linear" else "spot"
+        markets = {_default_market(spec) for spec in specs}
+        if len(markets) > 1:
+            raise UserError("--data mixes spot and perpetual data sets: give --market spot or --market linear")
+        market = markets.pop()
     if rate is not None and market != "linear":
         raise UserError("--funding-rate applies to perpetuals: add --market linear")
     if args.leverage != 1.0 and market != "linear":
         raise UserError("--leverage applies to perpetuals: add --market linear")
     if rate == "bybit":
+        if len(specs) > 1:
+            raise UserError("--funding-rate bybit reads one symbol's history; with several --data give a constant "
+                            "rate (charged on every asset)")
         if not args.data.startswith("bybit:") or df is None:
             raise UserError("--funding-rate bybit needs --data bybit:SYMBOL (a perpetual, e.g. BTC/USDT:USDT) "
                             "and no --live; give a constant rate otherwise")

@@ -26,8 +26,9 @@ if __name__ == "__main__" and __package__ in (None, ""):
 from btdensity.atomic import atomic_path
 from btdensity.cachedir import cache_root
 from btdensity.cli_options import (Parser, UserError, add_broker_options, add_data_options, add_model_options,
-                                   add_strategy_options, backtest_config, load_data)
+                                   add_strategy_options, backtest_config, data_specs, load_data, load_datasets)
 from btdensity.reports import write_report
+from btdensity.reports.report import portfolio_total
 from btdensity.runner import backtest
 
 DEFAULT_STRATEGY = "density_gated"
@@ -36,7 +37,7 @@ DEFAULT_STRATEGY = "density_gated"
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="run_backtest.py", description=__doc__.splitlines()[0],
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_data_options(p)
+    add_data_options(p, several=True)
     p.add_argument("--live", action="store_true",
                    help="paper-trade on live bybit:SYMBOL bars with backtrader's broker until --until or Ctrl-C")
     p.add_argument("--backfill", type=int, default=None,
@@ -73,16 +74,47 @@ def _table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _asset_table(summary: dict[str, Any], cash: float) -> str:
+    """The per-asset rows of a portfolio's table (return and P&L of each asset's sleeve, its risk, weight and costs)
+    and the portfolio's total."""
+    head = (f"{'asset':14s}{'return':>10s}{'P&L':>12s}{'volatility':>12s}{'Sharpe':>8s}{'avg weight':>12s}"
+            f"{'turnover/yr':>13s}{'fees':>10s}")
+    rows = [head]
+    total = portfolio_total(summary, cash)
+    for name, f in [*summary["assets"].items(), ("total", total)]:
+        rows.append(f"{name[:13]:14s}{f['total_return']:>+10.2%}{f['pnl']:>12,.2f}{f['volatility']:>12.1%}"
+                    f"{f['sharpe']:>8.2f}{f['avg_weight']:>12.1%}{f['turnover_per_year']:>12.1f}x"
+                    f"{f['fees_paid']:>10,.2f}")
+    return "\n".join(rows)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the data, run the backtest, write the report; return the summary."""
-    df = load_data(args)
-    result = backtest(df, backtest_config(args, df))
+    specs = getattr(args, "datasets", None) or [args.data]
+    if len(specs) == 1:
+        df = load_data(args)
+        result = backtest(df, backtest_config(args, df))
+        title = f"{args.strategy} on {os.path.basename(args.data)}"
+    else:
+        config = backtest_config(args)
+        needs_models = "walk_forward" in _strategy_params(args.strategy)
+        settings = config.walk_forward
+        frames = load_datasets(args, specs, min_bars=settings.warmup_bars() + 1 if needs_models else 2,
+                               need=f"the walk-forward's warm-up with --train-bars {settings.train_bars}"
+                               if needs_models else "")
+        result = backtest(frames, config)
+        title = f"{args.strategy} on {', '.join(os.path.basename(spec) for spec in specs)}"
     if args.export_lines:
         lines = result.lines.set_axis(result.lines.index.strftime("%Y-%m-%dT%H:%M:%SZ"))
         with atomic_path(args.export_lines) as tmp:
             lines.rename_axis("datetime").to_csv(tmp, float_format="%.10g")
-    title = f"{args.strategy} on {os.path.basename(args.data)}"
     return write_report(result, args.out, title=title, plot=not args.no_plot)
+
+
+def _strategy_params(name: str) -> tuple[str, ...]:
+    from btdensity.strategies import get_strategy
+
+    return tuple(get_strategy(name).params._getkeys())
 
 
 def run_live(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,6 +129,8 @@ def run_live(args: argparse.Namespace) -> dict[str, Any]:
     from btdensity.runner import paper_trading
     from btdensity.strategies import get_strategy
 
+    if len(getattr(args, "datasets", None) or [args.data]) > 1:
+        raise UserError("--live paper-trades one data set: give one --data bybit:SYMBOL")
     if not args.data.startswith("bybit:"):
         raise UserError("--live needs --data bybit:SYMBOL, e.g. --data bybit:BTC/USDT:USDT")
     config = backtest_config(args)
@@ -175,6 +209,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
             return cli.main(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
+        args.datasets = data_specs(args.data)      # --data repeated or a comma list: several assets
+        args.data = ",".join(args.datasets)        # one data set: its spec, as before
         if args.quiet:
             logging.getLogger().setLevel(logging.ERROR)
         if args.live:
@@ -190,6 +226,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     if not args.quiet:
         print(_table(summary))
+        if "assets" in summary:
+            print(_asset_table(summary, args.cash))
         print(f"report: {os.path.join(args.out, 'tearsheet.html')}")
     return 0
 

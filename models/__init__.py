@@ -15,6 +15,7 @@ from .garch import GarchT
 from .conditional_flow import ConditionalRealNVP
 from .conditional_score import ConditionalScoreModel
 from .mixture_bnn import MixtureBNN
+from .multitask_bnn import MultiTaskBNN
 
 __all__ = ["BaseModel", "Standardizer", "EnergyModel", "JointEnergyClassifier", "GaussianRBM",
            "expected_calibration_error", "BayesianNN", "Prediction", "calibration_error", "crps",

@@ -1,5 +1,6 @@
-"""The backtest runner: ``backtest(df, BacktestConfig(...)) -> BacktestResult``, the performance figures of a
-result (:mod:`btdensity.runner.metrics`), and paper trading on live feeds.
+"""The backtest runner: ``backtest(df, BacktestConfig(...)) -> BacktestResult`` (``df`` one OHLCV frame, or several
+by asset name: a portfolio, aligned by :func:`align_frames`), the performance figures of a result
+(:mod:`btdensity.runner.metrics`), and paper trading on live feeds.
 
 The names load on first use: reading figures (``btdensity.runner.metrics``, what reports and sweeps use) does not
 import the strategies, the indicators or torch.
@@ -10,10 +11,11 @@ import importlib
 
 _EXPORTS = {
     **dict.fromkeys(("backtest", "indicator_lines", "model_settings"), ".backtest"),
+    **dict.fromkeys(("align_frames", "as_frames"), ".assets"),
     "BacktestConfig": ".config",
     "BacktestResult": ".result",
-    **dict.fromkeys(("PERFORMANCE_KEYS", "SUMMARY_KEYS", "daily_returns", "performance", "periods_per_year",
-                     "summarize"), ".metrics"),
+    **dict.fromkeys(("PERFORMANCE_KEYS", "SUMMARY_KEYS", "asset_figures", "daily_returns", "performance",
+                     "periods_per_year", "summarize"), ".metrics"),
     "paper_trading": ".paper",
 }
 

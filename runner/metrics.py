@@ -1,5 +1,6 @@
 """Performance figures of a backtest, computed as QuantStats computes them for the tearsheet: the one place the
-figures of ``summary.json``, the printed table and the sweeps come from."""
+figures of ``summary.json``, the printed table and the sweeps come from. With several assets the trading figures
+count every asset, and :func:`asset_figures` gives each asset's own (they add up to the portfolio's)."""
 from __future__ import annotations
 
 import math
@@ -8,13 +9,17 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-__all__ = ["PERFORMANCE_KEYS", "SUMMARY_KEYS", "TRADING_KEYS", "average_holding_bars", "bars_per_day",
-           "daily_returns", "fees_per_year", "performance", "periods_per_year", "summarize", "trading_figures",
-           "turnover_per_year", "years"]
+__all__ = ["ASSET_KEYS", "PERFORMANCE_KEYS", "SUMMARY_KEYS", "TRADING_KEYS", "asset_figures", "average_holding_bars",
+           "bars_per_day", "daily_returns", "fees_per_year", "performance", "periods_per_year", "summarize",
+           "trading_figures", "turnover_per_year", "volatility", "years"]
 
 PERFORMANCE_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar")
 #: what trading costs: turnover and fees per year (multiples / fractions of the average equity), holding time
 TRADING_KEYS = ("turnover_per_year", "fees_per_year", "avg_holding_days")
+#: the figures of each asset of a portfolio (``summary.json``'s ``assets``); ``pnl``, ``total_return``, ``fees_paid``,
+#: ``funding_paid``, ``turnover_per_year``, ``fees_per_year`` and ``n_trades`` add up to the portfolio's
+ASSET_KEYS = ("pnl", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar", "avg_weight",
+              "turnover_per_year", "fees_paid", "fees_per_year", "funding_paid", "n_trades", "buy_and_hold_return")
 SUMMARY_KEYS = ("final_value", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar",
                 "n_trades", "win_rate", "exposure", "fees_paid", "funding_paid", *TRADING_KEYS, "bars", "start",
                 "end", "runtime_s", "benchmark")
@@ -36,11 +41,21 @@ def years(index: pd.DatetimeIndex) -> float:
     return len(index) / (periods_per_year(index) * bars_per_day(index)) if len(index) else 0.0
 
 
+def _traded(positions: pd.Series, close: pd.Series) -> float:
+    """The value traded: |change of position| x close, summed over the bars (the first position counts whole)."""
+    close = close.reindex(positions.index).to_numpy(dtype=np.float64)
+    return float(np.nansum(np.abs(np.diff(positions.to_numpy(dtype=np.float64), prepend=0.0)) * close))
+
+
 def turnover_per_year(result: Any) -> float:
     """Traded value (|change of position| × close, summed) over the average equity, per year: 2 is a round trip
-    of the whole portfolio a year. Reads ``positions``, ``prices`` and ``values``."""
-    close = result.prices["close"].reindex(result.positions.index).to_numpy(dtype=np.float64)
-    traded = float(np.nansum(np.abs(np.diff(result.positions.to_numpy(dtype=np.float64), prepend=0.0)) * close))
+    of the whole portfolio a year. Reads ``positions``, ``prices`` and ``values`` (every asset's ``asset_positions``
+    and ``asset_prices`` when there are several)."""
+    if getattr(result, "asset_positions", None) is not None:
+        traded = sum(_traded(result.asset_positions[name], result.asset_prices[name]["close"])
+                     for name in result.assets)
+    else:
+        traded = _traded(result.positions, result.prices["close"])
     span = years(result.values.index)
     return traded / float(result.values.mean()) / span if span > 0 else 0.0
 
@@ -52,18 +67,24 @@ def fees_per_year(result: Any) -> float:
     return float(result.fees_paid) / float(result.values.mean()) / span if span > 0 else 0.0
 
 
-def average_holding_bars(positions: pd.Series) -> float:
+def average_holding_bars(positions: pd.Series | pd.DataFrame) -> float:
     """The mean length, in bars, of the spells with a position of one sign (a flip starts a new spell; a resize
-    does not); a spell still open at the end counts to the last bar. 0 without positions.
+    does not); a spell still open at the end counts to the last bar. 0 without positions. A frame (one column per
+    asset) pools the spells of every asset.
 
     >>> average_holding_bars(pd.Series([0, 1, 2, 2, 0, -1, -1, 1, 0.0]))
     2.0
+    >>> average_holding_bars(pd.DataFrame({"a": [1, 1, 1, 0.0], "b": [0, 1, 0, 1.0]}))
+    1.6666666666666667
     """
     sign = np.sign(positions.to_numpy(dtype=np.float64))
     if not sign.any():
         return 0.0
-    starts = np.flatnonzero((sign != 0) & (sign != np.r_[0.0, sign[:-1]]))
-    return float((sign != 0).sum() / len(starts))
+    if sign.ndim == 1:
+        sign = sign[:, None]
+    before = np.vstack([np.zeros((1, sign.shape[1])), sign[:-1]])
+    starts = int(((sign != 0) & (sign != before)).sum())
+    return float((sign != 0).sum() / starts)
 
 
 def trading_figures(result: Any) -> dict[str, float]:
@@ -72,7 +93,13 @@ def trading_figures(result: Any) -> dict[str, float]:
     if not all(hasattr(result, name) for name in ("positions", "prices", "fees_paid")):
         return {}
     return {"turnover_per_year": _finite(turnover_per_year(result)), "fees_per_year": _finite(fees_per_year(result)),
-            "avg_holding_days": average_holding_bars(result.positions) / bars_per_day(result.values.index)}
+            "avg_holding_days": average_holding_bars(_all_positions(result)) / bars_per_day(result.values.index)}
+
+
+def _all_positions(result: Any) -> pd.Series | pd.DataFrame:
+    """Every asset's positions (a frame) when there are several, else the positions."""
+    several = getattr(result, "asset_positions", None)
+    return result.positions if several is None else several
 
 
 def daily_returns(values: pd.Series, initial: float) -> pd.Series:
@@ -125,6 +152,50 @@ def performance(values: pd.Series, initial: float, periods: int) -> dict[str, fl
     return {k: _finite(v) for k, v in figures.items()}
 
 
+def volatility(values: pd.Series, initial: float, periods: int) -> float:
+    """The annualised volatility of an equity curve: the standard deviation of its daily compounded returns times
+    √``periods`` (0 with fewer than two days)."""
+    rets = daily_returns(values, initial)
+    return _finite(rets.std() * math.sqrt(periods)) if len(rets) > 1 else 0.0
+
+
+def asset_figures(result: Any, initial: float) -> dict[str, dict[str, float]]:
+    """Each asset's figures in a portfolio backtest (``{}`` with one asset), keys ``ASSET_KEYS``.
+
+    An asset's *sleeve* is its P&L on the whole starting cash: the equity curve ``initial + asset_pnl``. Its
+    performance figures (``total_return`` = the asset's P&L over the starting cash, ``cagr``, ``volatility``,
+    ``sharpe``, ``sortino``, ``max_drawdown``, ``calmar``) are :func:`performance`'s of that curve, so the assets'
+    ``pnl`` and ``total_return`` add up to the portfolio's. ``avg_weight`` is the mean of the asset's position
+    value over the portfolio's value; ``turnover_per_year`` and ``fees_per_year`` are over the *portfolio's* average
+    equity, so they add up to its figures too, as ``fees_paid``, ``funding_paid`` and ``n_trades`` do;
+    ``buy_and_hold_return`` is the asset's own price change over the run.
+    """
+    if getattr(result, "asset_positions", None) is None:
+        return {}
+    periods = periods_per_year(result.values.index)
+    span = years(result.values.index)
+    equity = float(result.values.mean())
+    weights = result.asset_weights
+    trades = result.trades
+    out: dict[str, dict[str, float]] = {}
+    for name in result.assets:
+        pnl = result.asset_pnl[name]
+        sleeve = initial + pnl
+        close = result.asset_prices[name]["close"]
+        fees = float(result.asset_fees[name])
+        figures = {"pnl": float(pnl.iloc[-1]), **performance(sleeve, initial, periods),
+                   "volatility": volatility(sleeve, initial, periods),
+                   "avg_weight": _finite(weights[name].mean()),
+                   "turnover_per_year": _finite(_traded(result.asset_positions[name], close) / equity / span)
+                   if span > 0 else 0.0,
+                   "fees_paid": fees, "fees_per_year": _finite(fees / equity / span) if span > 0 else 0.0,
+                   "funding_paid": float(result.asset_funding[name]),
+                   "n_trades": int((trades["asset"] == name).sum()) if "asset" in trades else 0,
+                   "buy_and_hold_return": _finite(close.iloc[-1] / close.iloc[0] - 1.0)}
+        out[name] = {key: figures[key] for key in ASSET_KEYS}
+    return out
+
+
 class Scored(Protocol):
     """What :func:`summarize` reads (a ``BacktestResult``, or a window of one)."""
 
@@ -138,7 +209,7 @@ class Scored(Protocol):
 def summarize(result: Scored, initial: float) -> dict[str, Any]:
     """The figures of ``summary.json``: performance of the strategy and, under ``benchmark``, of buy-and-hold,
     trades, exposure and span; ``fees_paid`` / ``funding_paid`` and the :func:`trading_figures` when the result
-    has them."""
+    has them; with several assets also ``volatility`` and, under ``assets``, :func:`asset_figures`."""
     periods = periods_per_year(result.values.index)
     trades = result.trades
     n_trades = int(len(trades))
@@ -158,4 +229,8 @@ def summarize(result: Scored, initial: float) -> dict[str, Any]:
         if hasattr(result, key):
             summary[key] = float(getattr(result, key))
     summary.update(trading_figures(result))
+    assets = asset_figures(result, initial)
+    if assets:   # a portfolio: each asset's figures, and the portfolio's volatility to compare theirs with
+        summary["volatility"] = volatility(result.values, initial, periods)
+        summary["assets"] = assets
     return summary

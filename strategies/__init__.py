@@ -10,6 +10,7 @@ from .managed import HeldDirection, RiskManaged
 from .model_base import ModelStrategy
 from .model_strategies import BNNConfidence, EnergySized, RegimeFilter, ScoreMomentum
 from .overlay import RiskScale
+from .portfolio import UncertaintyPortfolio
 from .rebalance import RebalanceRule, round_trip_cost
 from .registry import STRATEGIES, get_strategy, register_strategy
 from .sizers import EnergyScaledSizer, RiskScaleSizer, UncertaintySizer
