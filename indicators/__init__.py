@@ -1,7 +1,8 @@
 """backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``), and the
 classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
 ``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` for ``BNNUncertainty``, ``MomentumDirection``
-for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``)."""
+for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``); ``BNNHorizons`` forecasts several horizons at once,
+``SequenceUncertainty`` reads the last bars' features with a Bayesian sequence model."""
 from .adaptive import AdaptiveGate, AdaptiveInterval
 from .base import WalkForwardIndicator
 from .density import LogDensity
@@ -9,6 +10,7 @@ from .density_baselines import GaussianDensity, MixtureDensity
 from .energy import Energy
 from .features import ALL_FEATURES, DEFAULT_FEATURES, market_features
 from .garch import GarchForecast
+from .horizons import BNNHorizons
 from .persistence import PersistenceRegime
 from .regime import REGIME_NAMES, Regime
 from .score_direction import ScoreDirection
@@ -16,10 +18,10 @@ from .settings import WalkForwardSettings
 from .statistic_baselines import MomentumDirection, RealizedVolGate
 from .scenarios import ScenarioFan, scenario_fans, simulate_scenarios
 from .tail_risk import TailRisk
-from .uncertainty import BNNUncertainty
+from .uncertainty import BNNUncertainty, SequenceUncertainty
 
-__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNUncertainty", "DEFAULT_FEATURES", "Energy",
-           "GarchForecast", "GaussianDensity", "LogDensity", "MixtureDensity", "MomentumDirection",
+__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNHorizons", "BNNUncertainty", "DEFAULT_FEATURES",
+           "Energy", "GarchForecast", "GaussianDensity", "LogDensity", "MixtureDensity", "MomentumDirection",
            "PersistenceRegime", "REGIME_NAMES", "RealizedVolGate", "Regime", "ScenarioFan", "ScoreDirection",
-           "TailRisk", "WalkForwardIndicator", "WalkForwardSettings", "market_features", "scenario_fans",
-           "simulate_scenarios"]
+           "SequenceUncertainty", "TailRisk", "WalkForwardIndicator", "WalkForwardSettings", "market_features",
+           "scenario_fans", "simulate_scenarios"]

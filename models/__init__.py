@@ -15,9 +15,10 @@ from .garch import GarchT
 from .conditional_flow import ConditionalRealNVP
 from .conditional_score import ConditionalScoreModel
 from .mixture_bnn import MixtureBNN
+from .sequence_bnn import SequenceBNN
 
 __all__ = ["BaseModel", "Standardizer", "EnergyModel", "JointEnergyClassifier", "GaussianRBM",
            "expected_calibration_error", "BayesianNN", "Prediction", "calibration_error", "crps",
            "fit_variance_scale", "interval_coverage", "predictive_nll", "RealNVP", "ScoreModel",
            "GaussianModel", "GaussianMixtureModel", "GarchT", "EmpiricalSample", "ConditionalRealNVP",
-           "ConditionalScoreModel", "MixtureBNN"]
+           "ConditionalScoreModel", "MixtureBNN", "SequenceBNN"]
