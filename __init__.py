@@ -21,11 +21,11 @@ __version__ = "0.3.0"
 #: top-level name -> the subpackage that defines it (imported on first use)
 _EXPORTS = {
     **dict.fromkeys(("EnergyModel", "JointEnergyClassifier", "GaussianRBM", "RealNVP", "ScoreModel",
-                     "BayesianNN", "Prediction"), "models"),
+                     "BayesianNN", "Prediction", "SequenceBNN"), "models"),
     **dict.fromkeys(("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime", "WalkForwardIndicator",
                      "WalkForwardSettings", "market_features", "GaussianDensity", "MixtureDensity",
-                     "GarchForecast", "RealizedVolGate", "MomentumDirection", "PersistenceRegime", "LatentRegime"),
-                    "indicators"),
+                     "GarchForecast", "RealizedVolGate", "MomentumDirection", "PersistenceRegime", "LatentRegime",
+                     "BNNHorizons", "SequenceUncertainty"), "indicators"),
     **dict.fromkeys(("DensityGatedStrategy", "EnergyScaledSizer", "UncertaintySizer", "BuyAndHold", "SmaCross",
                      "BybitCommission", "register_strategy"), "strategies"),
     **dict.fromkeys(("load_csv", "synthetic_market", "fetch_bybit", "DataFrameFeed", "BybitLiveFeed"), "feeds"),

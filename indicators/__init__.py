@@ -1,8 +1,9 @@
 """backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``), and the
 classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
 ``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` for ``BNNUncertainty``, ``MomentumDirection``
-for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``), and ``LatentRegime``, regimes as clusters of the flow's
-latent codes."""
+for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``); ``LatentRegime``, regimes as clusters of the flow's
+latent codes; ``BNNHorizons`` forecasts several horizons at once, ``SequenceUncertainty`` reads the last bars'
+features with a Bayesian sequence model."""
 from .adaptive import AdaptiveGate, AdaptiveInterval
 from .base import WalkForwardIndicator
 from .density import LogDensity
@@ -10,6 +11,7 @@ from .density_baselines import GaussianDensity, MixtureDensity
 from .energy import Energy
 from .features import ALL_FEATURES, DEFAULT_FEATURES, market_features
 from .garch import GarchForecast
+from .horizons import BNNHorizons
 from .latent_regime import LatentRegime
 from .persistence import PersistenceRegime
 from .regime import REGIME_NAMES, Regime
@@ -18,10 +20,11 @@ from .settings import WalkForwardSettings
 from .statistic_baselines import MomentumDirection, RealizedVolGate
 from .scenarios import ScenarioFan, scenario_fans, simulate_scenarios
 from .tail_risk import TailRisk
-from .uncertainty import BNNUncertainty
+from .uncertainty import BNNUncertainty, SequenceUncertainty
 
-__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNUncertainty", "DEFAULT_FEATURES", "Energy",
-           "GarchForecast", "GaussianDensity", "LatentRegime", "LogDensity", "MixtureDensity", "MomentumDirection",
+__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNHorizons", "BNNUncertainty", "DEFAULT_FEATURES",
+           "Energy", "GarchForecast", "GaussianDensity", "LatentRegime", "LogDensity", "MixtureDensity",
+           "MomentumDirection",
            "PersistenceRegime", "REGIME_NAMES", "RealizedVolGate", "Regime", "ScenarioFan", "ScoreDirection",
-           "TailRisk", "WalkForwardIndicator", "WalkForwardSettings", "market_features", "scenario_fans",
-           "simulate_scenarios"]
+           "SequenceUncertainty", "TailRisk", "WalkForwardIndicator", "WalkForwardSettings", "market_features",
+           "scenario_fans", "simulate_scenarios"]

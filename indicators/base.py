@@ -53,13 +53,28 @@ __all__ = ["WalkForwardIndicator"]
 
 log = logging.getLogger(__name__)
 
-_OHLCV = ("open", "high", "low", "close", "volume")
+#: the price and volume lines a model indicator reads
+OHLCV = ("open", "high", "low", "close", "volume")
 #: backtrader's number of 1970-01-01 00:00 UTC (its datetime line counts days from year 1): ``time`` = days since then
 _UNIX_EPOCH = 719163.0
 #: feature arrays kept per data feed (the indicators of one feed share them; see ``_features``)
 _FEATURE_MEMO_ITEMS = 16
 #: most rows ``once()`` evaluates in one batch (bounds memory when ``retrain_every`` is long)
 MAX_BATCH = 4096
+
+
+def bar_arrays(data: Any, *, first: int | None = None, size: int | None = None) -> dict[str, np.ndarray]:
+    """The ``first`` bars of a (preloaded) feed, or its last ``size`` bars, as fresh numpy arrays (never views of the
+    line buffers): ``open`` … ``volume`` and ``time`` (days since 1970-01-01 UTC)."""
+    if (first is None) == (size is None):
+        raise ValueError("bar_arrays: give first or size")
+
+    def read(line: Any) -> np.ndarray:
+        return np.array(line.array[:first] if size is None else line.get(size=size), dtype=np.float64)
+
+    arrays = {name: read(getattr(data, name)) for name in OHLCV}
+    arrays["time"] = read(data.datetime) - _UNIX_EPOCH
+    return arrays
 
 
 @dataclass(eq=False)
@@ -127,7 +142,7 @@ class WalkForwardIndicator(bt.Indicator):
         ``time``, days since 1970-01-01 UTC), shape
         ``(n_bars, n_inputs)``: row ``t`` reads bars ``t - input_lookback() … t`` only and is NaN before that.
         Default: ``market_features`` of the ``features`` parameter."""
-        return market_features(*(arrays[name] for name in _OHLCV), spec=self.feature_spec, time=arrays.get("time"))
+        return market_features(*(arrays[name] for name in OHLCV), spec=self.feature_spec, time=arrays.get("time"))
 
     def input_lookback(self) -> int:
         """Bars before ``t`` that row ``t`` of ``inputs`` reads (its first rows are NaN)."""
@@ -146,7 +161,7 @@ class WalkForwardIndicator(bt.Indicator):
 
     # ------------------------------------------------------------------ set-up
     def __init__(self) -> None:
-        missing = [name for name in _OHLCV if not hasattr(self.data, name)]
+        missing = [name for name in OHLCV if not hasattr(self.data, name)]
         if missing:
             raise ValueError(f"{type(self).__name__} needs a data feed with OHLCV lines; "
                              f"missing {missing} (pass the data feed, not one of its lines)")
@@ -416,7 +431,7 @@ class WalkForwardIndicator(bt.Indicator):
         The key holds the last bar's values, so a bar still forming (replay, live) is never served stale rows;
         the bars before it are final. The rows are read-only, as they are shared.
         """
-        last = tuple(float(arrays[name][-1]) for name in (*_OHLCV, "time"))
+        last = tuple(float(arrays[name][-1]) for name in (*OHLCV, "time"))
         key = (self.input_key(), end_bar, len(arrays["close"]), last)
         memo = getattr(self.data, "_btdensity_features", None)
         if memo is None:
@@ -426,7 +441,7 @@ class WalkForwardIndicator(bt.Indicator):
         if X is None:
             # invalid bars (non-positive price, negative volume) become NaN: their rows are non-finite, not an error
             valid = {name: np.where(arrays[name] >= 0 if name == "volume" else arrays[name] > 0, arrays[name], np.nan)
-                     for name in _OHLCV}
+                     for name in OHLCV}
             X = self.inputs({**valid, "time": arrays["time"]})
             X.flags.writeable = False
             memo[key] = X
@@ -441,9 +456,7 @@ class WalkForwardIndicator(bt.Indicator):
 
     def _history(self, size: int) -> dict[str, np.ndarray]:
         """The last ``size`` bars of the data, as fresh numpy arrays (never views of the line buffers)."""
-        arrays = {name: np.array(getattr(self.data, name).get(size=size), dtype=np.float64) for name in _OHLCV}
-        arrays["time"] = np.array(self.data.datetime.get(size=size), dtype=np.float64) - _UNIX_EPOCH
-        return arrays
+        return bar_arrays(self.data, size=size)
 
     # ------------------------------------------------------------------ runonce
     def preonce(self, start: int, end: int) -> None:
@@ -460,9 +473,7 @@ class WalkForwardIndicator(bt.Indicator):
 
     def _first_bars(self, n: int) -> dict[str, np.ndarray]:
         """The first ``n`` bars of the (preloaded) data, as fresh numpy arrays with their ``time``."""
-        arrays = {name: np.array(getattr(self.data, name).array[:n], dtype=np.float64) for name in _OHLCV}
-        arrays["time"] = np.array(self.data.datetime.array[:n], dtype=np.float64) - _UNIX_EPOCH
-        return arrays
+        return bar_arrays(self.data, first=n)
 
     def once(self, start: int, end: int) -> None:
         if self._once_done:  # backtrader calls oncestart and once: the work is done on the first call

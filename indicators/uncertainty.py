@@ -1,17 +1,19 @@
 """``BNNUncertainty``: a Bayesian neural network's forecast of the forward return, with its uncertainty
-split into epistemic (the model does not know) and aleatoric (the market is noisy)."""
+split into epistemic (the model does not know) and aleatoric (the market is noisy); ``SequenceUncertainty``: the
+same lines from a Bayesian sequence model that reads the last ``seq_len`` bars' features, not only the current bar's."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from btdensity.models import BayesianNN
+from btdensity.models import BayesianNN, SequenceBNN
 
 from .base import WalkForwardIndicator
-from .features import RISK_FEATURES
+from .features import RISK_FEATURES, lookback
+from .trailing import trailing_windows
 
-__all__ = ["BNNUncertainty"]
+__all__ = ["BNNUncertainty", "SequenceUncertainty"]
 
 
 class BNNUncertainty(WalkForwardIndicator):
@@ -58,3 +60,48 @@ class BNNUncertainty(WalkForwardIndicator):
         cols = [np.asarray(getattr(pred, name), dtype=np.float64).reshape(X.shape[0], -1)[:, 0]
                 for name in ("mean", "epistemic", "aleatoric", "lower", "upper", "std")]
         return np.column_stack(cols)
+
+
+class SequenceUncertainty(BNNUncertainty):
+    """``BNNUncertainty``'s lines (``mean``, ``epistemic``, ``aleatoric``, ``lower``, ``upper``, ``std``) from a
+    :class:`~btdensity.models.sequence_bnn.SequenceBNN`: a GRU (or LSTM: ``model_kwargs={"cell": "lstm"}``) over the
+    feature rows of the last ``seq_len`` bars, with a Bayesian output layer. A drop-in for ``BNNUncertainty`` where
+    the state that matters lies further back than the current bar's features reach (slowly varying volatility).
+
+    The input row of bar ``t`` is the feature rows of bars ``t - seq_len + 1 … t``, oldest first, flattened: it reads
+    bars ``t - seq_len + 1 - lookback(features) … t`` only (``input_lookback``), so its values are the same numbers
+    whether the data ends at ``t`` or not, batched or bar by bar."""
+
+    params = (("seq_len", 24),)
+    plotinfo = dict(plotname="Sequence BNN forecast")
+    default_model_kwargs = {"hidden": 16, "kl_warmup": 20, "likelihood": "studentt"}
+    default_fit_kwargs = {"epochs": 60, "patience": 10, "lr": 5e-3}
+
+    def __init__(self) -> None:
+        if isinstance(self.p.seq_len, bool) or not isinstance(self.p.seq_len, int) or self.p.seq_len < 1:
+            raise ValueError(f"SequenceUncertainty(seq_len={self.p.seq_len!r}): seq_len must be a positive whole "
+                             "number of bars")
+        super().__init__()
+
+    def model_class(self) -> type:
+        return SequenceBNN
+
+    def extra_config(self) -> dict[str, Any]:
+        return {**super().extra_config(), "seq_len": int(self.p.seq_len)}
+
+    def make_model(self, n_features: int) -> Any:
+        return SequenceBNN(n_features // int(self.p.seq_len), seq_len=int(self.p.seq_len), seed=self.p.seed,
+                           **self.model_kwargs)
+
+    def inputs(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Row ``t``: the feature rows of the last ``seq_len`` bars, oldest first, flattened bar by bar (NaN until
+        the first window is full)."""
+        rows = super().inputs(arrays)
+        windows = np.stack([trailing_windows(rows[:, j], int(self.p.seq_len)) for j in range(rows.shape[1])], axis=2)
+        return windows.reshape(rows.shape[0], -1)
+
+    def input_lookback(self) -> int:
+        return lookback(self.feature_spec) + int(self.p.seq_len) - 1
+
+    def input_key(self) -> Any:
+        return ("SequenceUncertainty", self.feature_spec, int(self.p.seq_len))

@@ -16,9 +16,10 @@ from .conditional_flow import ConditionalRealNVP
 from .conditional_score import ConditionalScoreModel
 from .mixture_bnn import MixtureBNN
 from .multitask_bnn import MultiTaskBNN
+from .sequence_bnn import SequenceBNN
 
 __all__ = ["BaseModel", "Standardizer", "EnergyModel", "JointEnergyClassifier", "GaussianRBM",
            "expected_calibration_error", "BayesianNN", "Prediction", "calibration_error", "crps",
            "fit_variance_scale", "interval_coverage", "predictive_nll", "RealNVP", "ScoreModel",
            "GaussianModel", "GaussianMixtureModel", "GarchT", "EmpiricalSample", "ConditionalRealNVP",
-           "ConditionalScoreModel", "MixtureBNN"]
+           "ConditionalScoreModel", "MixtureBNN", "MultiTaskBNN", "SequenceBNN"]

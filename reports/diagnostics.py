@@ -120,6 +120,59 @@ def _reliability_panel(prices: pd.DataFrame, lines: pd.DataFrame, horizon: int, 
     return panel(PANELS[3], note, body)
 
 
+def _horizon_panel(prices: pd.DataFrame, lines: pd.DataFrame, n_fans: int = 3) -> str:
+    """Forecast fans of a multi-horizon indicator (``BNNHorizons``: lines ``mean_h<h>``, ``lower_h<h>``,
+    ``upper_h<h>``) at ``n_fans`` bars evenly spread over the bars it has values for, and the share of bars each
+    horizon's interval held the realised return; no panel (``""``) when the run has no such lines."""
+    import re
+
+    import numpy as np
+
+    from btdensity.labels import forward_log_returns
+
+    from .diagnostics_figures import horizon_fan_figure
+
+    heading = "Multi-horizon forecast fans"
+    found: dict[str, list[int]] = {}
+    for column in lines.columns:
+        match = re.fullmatch(r"(.+)\.mean_h(\d+)", str(column))
+        if match and all(f"{match[1]}.{s}_h{match[2]}" in lines.columns for s in ("lower", "upper")):
+            found.setdefault(match[1], []).append(int(match[2]))
+    if not found:
+        return ""
+    prefix, horizons = next(iter(found.items()))
+    horizons = sorted(horizons)
+    note = (f"{prefix}'s forecasts of the log return over {', '.join(map(str, horizons))} bars, at {n_fans} bars "
+            "evenly spread over the bars it has values for: the band joins each horizon's central interval [lower, "
+            "upper] (the mean is the line), drawn as prices from the close of the forecast bar; the red line is "
+            "the close that followed. The table counts, over every bar, how often the realised return over each "
+            "horizon fell inside its interval (to compare with the indicator's level).")
+    values = {(h, s): line(lines, f"{prefix}.{s}_h{h}") for h in horizons for s in ("mean", "lower", "upper")}
+    if any(v is None for v in values.values()):
+        return panel(heading, note, _missing(prefix))
+    arrays = {key: v.to_numpy() for key, v in values.items()}
+    close = prices["close"].reindex(lines.index)
+    valid = np.logical_and.reduce([np.isfinite(a) for a in arrays.values()])
+    n, reach = len(lines), horizons[-1]
+    bars = np.flatnonzero(valid & (np.arange(n) + reach < n))     # the realised path is complete
+    bars = bars if bars.size else np.flatnonzero(valid)
+    picks = bars[np.unique(np.linspace(0, bars.size - 1, n_fans).round().astype(int))]
+    fans = {lines.index[i]: pd.DataFrame({s: [arrays[h, s][i] for h in horizons] for s in ("mean", "lower", "upper")},
+                                         index=pd.Index(horizons, name="horizon")) for i in picks}
+    rows = []
+    for h in horizons:
+        realised = forward_log_returns(close.to_numpy(dtype=np.float64), h)
+        lower, upper = arrays[h, "lower"], arrays[h, "upper"]
+        ok = np.isfinite(realised) & np.isfinite(lower) & np.isfinite(upper)
+        inside = float(((realised[ok] >= lower[ok]) & (realised[ok] <= upper[ok])).mean()) if ok.any() else None
+        rows.append({"horizon (bars)": h, "bars scored": int(ok.sum()), "inside [lower, upper]": inside,
+                     "mean width (bp)": float(1e4 * np.mean(upper[ok] - lower[ok])) if ok.any() else None})
+    table = pd.DataFrame(rows).set_index("horizon (bars)")
+    body = (image(horizon_fan_figure(prices.reindex(lines.index), fans), heading)
+            + frame_table(table, {"bars scored": "int", "inside [lower, upper]": "pct"}))
+    return panel(heading, note, body)
+
+
 def _regime_panel(prices: pd.DataFrame, lines: pd.DataFrame) -> str:
     note = "The close price over the Regime indicator's most probable regime at each bar."
     regime = line(lines, "Regime.regime")
@@ -210,8 +263,8 @@ def write_diagnostics(out_dir: str | os.PathLike, *, prices: pd.DataFrame, lines
     figures = diagnostic_figures(lines, positions, prices, horizon=horizon, level=level, score_horizon=score_horizon)
     sections = [_density_panel(prices, lines, figures), _decile_panel(prices, lines, trades),
                 _distribution_panel(lines, positions, figures, alpha),
-                _reliability_panel(prices, lines, horizon, level), _regime_panel(prices, lines),
-                _score_panel(prices, lines, score_horizon), _anomaly_panel(prices, lines),
+                _reliability_panel(prices, lines, horizon, level), _horizon_panel(prices, lines),
+                _regime_panel(prices, lines), _score_panel(prices, lines, score_horizon), _anomaly_panel(prices, lines),
                 _evidence_panel(Path(out_dir), lines)]
     span = f"{lines.index[0]:%Y-%m-%d %H:%M} – {lines.index[-1]:%Y-%m-%d %H:%M} UTC" if len(lines) else "no bars"
     doc = page(f"{title} — model diagnostics", f"{len(lines):,} bars, {span}; {len(trades):,} closed trades.",

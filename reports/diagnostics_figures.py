@@ -213,6 +213,41 @@ def reliability_figure(table: pd.DataFrame, coverage: float | None, level: float
 
 
 @_default_style
+def horizon_fan_figure(prices: pd.DataFrame, fans: dict[pd.Timestamp, pd.DataFrame]) -> bytes:
+    """Small multiples, one per forecast bar: the close over the bars before it, the fan of the multi-horizon
+    forecast made there (its central interval and mean at each horizon, joined from the close of that bar, as
+    prices) and the closes that followed. ``fans`` maps a bar's time to a frame indexed by the horizons in bars with
+    columns ``mean``, ``lower``, ``upper`` (log returns from that bar's close)."""
+    plt = _pyplot()
+    close = prices["close"]
+    fig, axes = plt.subplots(1, len(fans), figsize=(_WIDTH, 3.0), squeeze=False)
+    for ax, (time, fan) in zip(axes[0], fans.items()):
+        bar = int(close.index.get_loc(time))
+        reach = int(fan.index.max())
+        steps = np.r_[0, fan.index.to_numpy(dtype=np.float64)]
+        start = float(close.iloc[bar])
+        past = np.arange(max(0, bar - reach), bar + 1)
+        ax.plot(past - bar, close.iloc[past].to_numpy(dtype=np.float64), color="#333333", linewidth=1.0,
+                label="close")
+        lower, upper, mean = (start * np.exp(np.r_[0.0, fan[c].to_numpy(dtype=np.float64)])
+                              for c in ("lower", "upper", "mean"))
+        ax.fill_between(steps, lower, upper, color="#1f77b4", alpha=0.25, linewidth=0,
+                        label="central interval [lower, upper]")
+        ax.plot(steps, mean, color="#1f77b4", linewidth=1.2, marker="o", markersize=3, label="mean")
+        after = np.arange(bar, min(len(close), bar + reach + 1))
+        ax.plot(after - bar, close.iloc[after].to_numpy(dtype=np.float64), color="#d62728", linewidth=1.3,
+                label="what happened")
+        ax.axvline(0, color="#999999", linewidth=0.8, linestyle=":")
+        ax.set_title(f"{pd.Timestamp(time):%Y-%m-%d %H:%M} UTC", fontsize=9)
+        ax.set_xlabel("bars from the forecast", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _png(fig)
+
+
+@_default_style
 def regime_figure(prices: pd.DataFrame, lines: pd.DataFrame) -> bytes:
     """The close price over background spans coloured by ``Regime.regime``."""
     plt = _pyplot()

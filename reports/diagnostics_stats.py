@@ -24,7 +24,8 @@ __all__ = ["ANOMALY_INDICATORS", "ANOMALY_ORIENTATION", "DIAGNOSTIC_KEYS", "MODE
            "diagnostic_figures", "entry_bars", "has_model_lines", "line", "reliability", "score_skill"]
 
 #: the indicator classes whose lines the diagnostics page reads
-MODEL_INDICATORS = ("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime", "LatentRegime")
+MODEL_INDICATORS = ("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime", "LatentRegime", "BNNHorizons",
+                    "SequenceUncertainty")
 #: the figures :func:`diagnostic_figures` may return (each only when its inputs exist)
 DIAGNOSTIC_KEYS = ("time_in_market", "gate_closed_share", "in_distribution_share", "bnn_coverage", "bnn_level",
                    "score_sign_agreement", "score_rank_correlation")

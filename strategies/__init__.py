@@ -19,5 +19,5 @@ from .var_sizer import VaRBudgetSizer
 __all__ = ["BNNConfidence", "BYBIT_FEES", "BuyAndHold", "BybitBroker", "BybitCommission", "DensityGatedStrategy",
            "EnergyReversion", "EnergyScaledSizer", "EnergySized", "FractionalBarPerc", "FundingRates", "HeldDirection",
            "ModelStrategy", "RebalanceRule", "RegimeFilter", "RiskManaged", "RiskScale", "RiskScaleSizer", "STRATEGIES",
-           "ScoreMomentum", "SmaCross", "UncertaintySizer", "VaRBudgetSizer", "get_strategy", "register_strategy",
+           "ScoreMomentum", "SmaCross", "UncertaintyPortfolio", "UncertaintySizer", "VaRBudgetSizer", "get_strategy", "register_strategy",
            "round_trip_cost"]

@@ -36,6 +36,7 @@ import backtrader as bt
 import numpy as np
 
 from btdensity.indicators import BNNUncertainty, WalkForwardIndicator
+from btdensity.indicators.base import OHLCV, bar_arrays
 from btdensity.models import MultiTaskBNN
 
 from .managed import HeldDirection, RiskManaged, forecast_edge
@@ -45,7 +46,6 @@ from .registry import register_strategy
 
 __all__ = ["METHODS", "MultiTaskUncertainty", "UncertaintyPortfolio", "portfolio_weights"]
 
-_OHLCV = ("open", "high", "low", "close", "volume")
 
 #: how ``uncertainty_portfolio`` weights its assets
 METHODS = ("mean_variance", "risk_parity")
@@ -113,7 +113,7 @@ class MultiTaskUncertainty(BNNUncertainty):
 
     def __init__(self) -> None:
         for i, data in enumerate(self.datas):
-            missing = [name for name in _OHLCV if not hasattr(data, name)]
+            missing = [name for name in OHLCV if not hasattr(data, name)]
             if missing:
                 raise ValueError(f"MultiTaskUncertainty: data feed {i} has no OHLCV lines {missing} (pass the feeds)")
         task = self.p.task
@@ -135,13 +135,11 @@ class MultiTaskUncertainty(BNNUncertainty):
 
     # ------------------------------------------------------------------ the rows of every feed
     def _history(self, size: int) -> dict[str, Any]:
-        return {"feeds": [{name: np.array(getattr(data, name).get(size=size), dtype=np.float64) for name in _OHLCV}
-                          for data in self.datas]}
+        return {"feeds": [bar_arrays(data, size=size) for data in self.datas]}
 
     def _once_inputs(self) -> tuple[np.ndarray, np.ndarray | None, int]:
         n = self.data.buflen()
-        arrays = {"feeds": [{name: np.array(getattr(data, name).array[:n], dtype=np.float64) for name in _OHLCV}
-                            for data in self.datas]}
+        arrays = {"feeds": [bar_arrays(data, first=n) for data in self.datas]}
         X, y = self._features_and_labels(arrays, n - 1)
         return X, y, n
 
