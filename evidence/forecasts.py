@@ -108,6 +108,10 @@ def score_forecasts(lines: pd.DataFrame, close: np.ndarray, models: dict[str, fl
             both = ok & np.isfinite(lo) & np.isfinite(hi)
             own = {**models, **baselines}[name]
             row[f"coverage_{own:g}_adaptive"] = interval_coverage(y[both], lo[both], hi[both]) if both.any() else None
+            if both.any():     # the re-levelled interval's ends as the quantiles they stand for
+                tail = (1.0 - own) / 2.0
+                row[f"pinball_{tail:g}_adaptive"] = pinball_loss(y[both], lo[both], tail)
+                row[f"pinball_{1 - tail:g}_adaptive"] = pinball_loss(y[both], hi[both], 1 - tail)
         for tau in quantiles:
             row[f"pinball_{tau:g}"] = pinball_loss(y[ok], law.quantile(tau)[ok], tau)
         pin = np.mean([pinball_loss(y, law.quantile(t), t, per_bar=True) for t in (0.05, 0.95)], axis=0)

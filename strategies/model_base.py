@@ -44,16 +44,18 @@ class ModelStrategy(bt.Strategy):
         self._working_orders: list[bt.Order] = []
         self.walk_forward = WalkForwardSettings.from_mapping(self.p.walk_forward)
 
-    def model(self, cls: type, **kwargs: Any) -> Any:
-        """A model indicator on the data with the strategy's common walk-forward settings.
+    def model(self, cls: type, *, data: Any = None, **kwargs: Any) -> Any:
+        """A model indicator on ``data`` (default: the strategy's first feed) with the strategy's common walk-forward
+        settings.
 
         ``replace`` swaps it, by class name, for another indicator with the same lines: an indicator class name
         of ``btdensity.indicators`` (a baseline: ``{"LogDensity": "MixtureDensity"}``; the parameters it does not
         have are dropped), or ``(indicator class, values)`` whose lines replay ``values`` (ablations)."""
+        data = self.data if data is None else data
         swap = (self.p.replace or {}).get(cls.__name__)
         if isinstance(swap, tuple):
             klass, values = swap
-            return klass(self.data, values=values)
+            return klass(data, values=values)
         if swap is not None:
             import btdensity.indicators as indicators
 
@@ -61,7 +63,7 @@ class ModelStrategy(bt.Strategy):
             kwargs = {k: v for k, v in kwargs.items() if k in cls.params._getkeys()}
         params = self.walk_forward.indicator_params()
         params["fit_kwargs"].update(kwargs.pop("fit_kwargs", None) or {})
-        return cls(self.data, **{**params, **kwargs})
+        return cls(data, **{**params, **kwargs})
 
     def attach_diagnostics(self) -> None:
         """Add the BNN and regime indicators for the report, unless the strategy has them already."""

@@ -86,8 +86,8 @@ def portfolio_weights(mean: Sequence[float], std: Sequence[float], method: str =
 
 @contextlib.contextmanager
 def _on_feed(owner: Any, data: Any) -> Iterator[None]:
-    """``owner.data`` set to ``data`` for the block: code of the single-feed machinery (a strategy's ``model()``, an
-    indicator's feature memo) then works on that feed."""
+    """``owner.data`` set to ``data`` for the block: an indicator's feature memo (single-feed machinery) then works on
+    that feed."""
     first = owner.data
     owner.data = data
     try:
@@ -206,8 +206,7 @@ class UncertaintyPortfolio(RiskManaged, ModelStrategy):
         of the multi-task network."""
         if self.p.multitask:
             return MultiTaskUncertainty(*self.datas, task=i, **self.walk_forward.indicator_params())
-        with _on_feed(self, data):    # ModelStrategy.model: the walk-forward settings and the replace swaps
-            return self.model(BNNUncertainty)
+        return self.model(BNNUncertainty, data=data)   # the walk-forward settings and the replace swaps
 
     # ------------------------------------------------------------------ trading
     def core(self) -> float:   # the assets' weights are decided together in rebalance()

@@ -248,8 +248,8 @@ def test_user_strategy_reads_every_line_of_every_indicator_in_next(hours, tmp_pa
     strat = cerebro.run()[0]
     # next() starts once all have values: at Regime's minperiod, the longest (lookback 48 + 240 rows + 6)
     first = 48 + 240 + 6
-    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, first, 288, 288, first,
-                                                                       288, 264, 264]
+    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, 289, first, 288, 288,
+                                                                       first, 288, 264, 264]
     assert max(ind._minperiod for ind in strat.inds.values()) == first + 1
     assert seen[0][0] == first + 1 and len(seen) == len(hours) - first
     assert len(seen[0][1]) == sum(len(cls.lines.getlinealiases()) for cls, _ in INDICATORS.values())   # 45
