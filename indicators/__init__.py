@@ -9,7 +9,7 @@ from .base import WalkForwardIndicator
 from .density import LogDensity
 from .density_baselines import GaussianDensity, MixtureDensity
 from .energy import Energy
-from .features import ALL_FEATURES, DEFAULT_FEATURES, market_features
+from .features import ALL_FEATURES, DEFAULT_FEATURES, RISK_FEATURES, SEASONAL_FEATURES, market_features
 from .garch import GarchForecast
 from .horizons import BNNHorizons
 from .latent_regime import LatentRegime
@@ -22,9 +22,9 @@ from .scenarios import ScenarioFan, scenario_fans, simulate_scenarios
 from .tail_risk import TailRisk
 from .uncertainty import BNNUncertainty, SequenceUncertainty
 
-__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNHorizons", "BNNUncertainty", "DEFAULT_FEATURES",
-           "Energy", "GarchForecast", "GaussianDensity", "LatentRegime", "LogDensity", "MixtureDensity",
-           "MomentumDirection",
-           "PersistenceRegime", "REGIME_NAMES", "RealizedVolGate", "Regime", "ScenarioFan", "ScoreDirection",
-           "SequenceUncertainty", "TailRisk", "WalkForwardIndicator", "WalkForwardSettings", "market_features",
-           "scenario_fans", "simulate_scenarios"]
+__all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNHorizons", "BNNUncertainty",
+           "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity", "LatentRegime", "LogDensity",
+           "MixtureDensity", "MomentumDirection", "PersistenceRegime", "REGIME_NAMES", "RISK_FEATURES",
+           "RealizedVolGate", "Regime", "SEASONAL_FEATURES", "ScenarioFan", "ScoreDirection",
+           "SequenceUncertainty", "TailRisk", "WalkForwardIndicator", "WalkForwardSettings",
+           "market_features", "scenario_fans", "simulate_scenarios"]

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 __all__ = [
     "COVERAGE_LEVELS",
@@ -68,6 +68,7 @@ def _standardise(y: Any, mean: Any, std: Any, df: float | None) -> tuple[np.ndar
 
 
 def _cdf(z: np.ndarray, df: float | None) -> np.ndarray:
+    from scipy import stats   # imported when used: it costs half a second
     return stats.norm.cdf(z) if df is None else stats.t.cdf(z, df)
 
 
@@ -78,6 +79,7 @@ def central_quantile(level: float, df: float | None = None) -> float:
     >>> round(central_quantile(0.95), 3)
     1.96
     """
+    from scipy import stats   # imported when used: it costs half a second
     df = _check_df(df)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1); got {level}")
@@ -108,6 +110,7 @@ def crps(y: Any, mean: Any, std: Any, df: float | None = None) -> float:
     >>> round(crps([0.0], [0.0], [1.0]), 4)  # sigma * (2 phi(0) - 1/sqrt(pi))
     0.2337
     """
+    from scipy import stats   # imported when used: it costs half a second
     z, df = _standardise(y, mean, std, df)
     scale = np.asarray(std, dtype=np.float64)
     if df is None:
@@ -138,6 +141,7 @@ def calibration_error(y: Any, mean: Any, std: Any, df: float | None = None, n_le
 
 def predictive_nll(y: Any, mean: Any, std: Any, df: float | None = None) -> float:
     """Mean negative log-likelihood of ``y`` under the predictive distributions (nats per value)."""
+    from scipy import stats   # imported when used: it costs half a second
     z, df = _standardise(y, mean, std, df)
     scale = np.asarray(std, dtype=np.float64)
     if df is None:

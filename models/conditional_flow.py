@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 from .base import BaseModel
@@ -240,6 +239,7 @@ class ConditionalRealNVP(BaseModel):
         return float(self.module.df.detach())
 
     def _base_ppf(self, u: np.ndarray) -> np.ndarray:
+        from scipy import stats   # imported when used: it costs half a second
         return stats.t.ppf(u, self.df_)
 
     def _require_one_target(self, what: str) -> None:
@@ -257,6 +257,7 @@ class ConditionalRealNVP(BaseModel):
 
     def cdf(self, X: Any, Y: Any) -> np.ndarray:
         """``P(r <= y | x)`` of each row (one target): the base's CDF at the flow's latent value, exact."""
+        from scipy import stats   # imported when used: it costs half a second
         self._require_one_target("cdf")
         C = self._prepare(X)
         Yt = self._targets(Y, C.shape[0])

@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 __all__ = ["grid_tail", "lower_tail_nodes", "mixture_t_tail", "sample_tail"]
 
@@ -41,10 +41,12 @@ def lower_tail_nodes(prob: float, n: int = 64, df: float = math.inf) -> tuple[np
     ``n`` Gauss–Legendre nodes in ``v`` integrate it (measured relative error for the identity: 3e-15 normal, 7e-13
     at ``df = 5``, 5e-11 at ``df = 3``, with 64 nodes).
 
+    >>> from scipy import stats
     >>> z, w = lower_tail_nodes(0.05)
     >>> round(float(w @ z), 10), round(float(-stats.norm.pdf(stats.norm.ppf(0.05)) / 0.05), 10)
     (-2.0627128075, -2.0627128075)
     """
+    from scipy import stats   # imported when used: it costs half a second
     prob = _check_prob(prob)
     x, weights = np.polynomial.legendre.leggauss(int(n))
     v = (x + 1.0) / 2.0
@@ -61,6 +63,7 @@ def _t_cdf(a: np.ndarray, df: float) -> np.ndarray:
 def _t_partial_mean(a: np.ndarray, df: float) -> np.ndarray:
     """``∫_{-∞}^{a} t f(t) dt`` of a standard Student-t (``df`` > 1) or, ``df = inf``, normal: ``-(df + a²) / (df - 1)
     f(a)``, and ``-φ(a)``."""
+    from scipy import stats   # imported when used: it costs half a second
     if math.isinf(df):
         return -stats.norm.pdf(a)
     return -(df + a * a) / (df - 1.0) * stats.t.pdf(a, df)
@@ -76,6 +79,7 @@ def mixture_t_tail(loc: Any, scale: Any, df: float, prob: float) -> tuple[np.nda
     >>> round(float(v[0]), 6), round(float(c[0]), 6)
     (-1.644854, -2.062713)
     """
+    from scipy import stats   # imported when used: it costs half a second
     prob = _check_prob(prob)
     loc, scale = np.atleast_2d(np.asarray(loc, dtype=np.float64)), np.atleast_2d(np.asarray(scale, dtype=np.float64))
     if not (df > 1.0):

@@ -62,6 +62,27 @@ def test_reports_load_no_torch_and_no_indicators(tmp_path):
     assert out.split() == ["False", "False"]
 
 
+def test_a_backtest_and_its_report_import_neither_quantstats_nor_scipy_stats(tmp_path):
+    """Start-up: the strategies and the summary figures need neither (half a second and a second and a half to
+    import); the tearsheet imports QuantStats when it is written (in a child process)."""
+    out = run_python("""
+        import sys
+        import btdensity.strategies, btdensity.runner, btdensity.reports
+        from btdensity.runner.metrics import summarize
+        print("scipy.stats" in sys.modules, "quantstats" in sys.modules)
+    """, tmp_path)
+    assert out.split() == ["False", "False"]
+
+
+def test_doctests_of_the_modules_that_import_scipy_stats_when_used():
+    import doctest
+    import importlib
+
+    for name in ("predictive", "models.tail", "models.calibration"):
+        result = doctest.testmod(importlib.import_module(f"btdensity.{name}"))
+        assert result.attempted > 0 and result.failed == 0, name
+
+
 def test_backtrader_imported_first_still_works(tmp_path):
     """Users need no import order: backtrader before btdensity, then an indicator on a feed."""
     out = run_python("""
