@@ -137,6 +137,12 @@ class WalkForwardIndicator(bt.Indicator):
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def keep_kl_warmup_within_epochs(self) -> None:
+        """For a Bayesian model: unless ``model_kwargs`` set ``kl_warmup``, end the KL warm-up within the epochs asked
+        for (a quarter of them, at most 20), so a short fit still reaches the full ELBO."""
+        if "kl_warmup" not in (self.p.model_kwargs or {}):
+            self.model_kwargs["kl_warmup"] = min(20, max(1, int(self.fit_kwargs.get("epochs", 80)) // 4))
+
     def inputs(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Causal input rows of the bars in ``arrays`` (``open`` … ``volume``, invalid values already NaN, and
         ``time``, days since 1970-01-01 UTC), shape

@@ -119,9 +119,7 @@ class BNNHorizons(WalkForwardIndicator, metaclass=_HorizonLines):
                              "longest of them sets the embargo")
         self.p.horizon = self.horizons[-1]
         super().__init__()
-        if "kl_warmup" not in (self.p.model_kwargs or {}):  # keep the KL warm-up inside the epochs asked for
-            epochs = int(self.fit_kwargs.get("epochs", 80))
-            self.model_kwargs["kl_warmup"] = min(20, max(1, epochs // 4))
+        self.keep_kl_warmup_within_epochs()
 
     # ------------------------------------------------------------------ hooks
     def model_class(self) -> type:

@@ -84,8 +84,8 @@ class TailRisk(WalkForwardIndicator):
         _, model_kwargs, fit_kwargs = TAIL_MODELS[self.p.model]
         self.model_kwargs = {**model_kwargs, **(self.p.model_kwargs or {})}
         self.fit_kwargs = {**fit_kwargs, **(self.p.fit_kwargs or {})}
-        if self.p.model == "bnn" and "kl_warmup" not in (self.p.model_kwargs or {}):
-            self.model_kwargs["kl_warmup"] = min(20, max(1, int(self.fit_kwargs.get("epochs", 80)) // 4))
+        if self.p.model == "bnn":
+            self.keep_kl_warmup_within_epochs()
 
     # ------------------------------------------------------------------ hooks
     def model_class(self) -> type:

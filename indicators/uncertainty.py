@@ -38,9 +38,7 @@ class BNNUncertainty(WalkForwardIndicator):
         if not 0.0 < self.p.level < 1.0:
             raise ValueError(f"BNNUncertainty(level={self.p.level}): level must be in (0, 1)")
         super().__init__()
-        if "kl_warmup" not in (self.p.model_kwargs or {}):  # keep the KL warm-up inside the epochs asked for
-            epochs = int(self.fit_kwargs.get("epochs", 80))
-            self.model_kwargs["kl_warmup"] = min(20, max(1, epochs // 4))
+        self.keep_kl_warmup_within_epochs()
 
     def model_class(self) -> type:
         return BayesianNN

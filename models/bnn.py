@@ -94,6 +94,8 @@ class BayesianNN(BaseModel):
     """
 
     fit_defaults = {"epochs": 400, "batch_size": 256, "lr": 1e-2, "weight_decay": 0.0, "patience": 30}
+    #: ``predict`` gives arrays of shape ``(n,)`` for a network with one output (``(n, n_outputs)`` otherwise)
+    single_output_as_vector = True
 
     def __init__(self, n_features: int, hidden: Sequence[int] = (64, 32), likelihood: str = "gaussian",
                  guide: str = "normal", prior_scale: float = 1.0, n_outputs: int = 1, *, df: float = 5.0,
@@ -362,13 +364,13 @@ class BayesianNN(BaseModel):
         half_width = central_quantile(float(level), self.df)
         mean, epi, ale = self._moments(self._prepare(X), self._draw_subset(int(n_samples)))
         y_scale = self.y_scaler.scale
-        c = math.sqrt(self.variance_scale_)
+        c = np.sqrt(np.asarray(self.variance_scale_, dtype=np.float64))   # one scale, or one per output
         mean = mean.to("cpu", torch.float64).numpy() * y_scale + self.y_scaler.mean
         epistemic = np.sqrt(epi.to("cpu", torch.float64).numpy()) * (c * y_scale)
         aleatoric = np.sqrt(ale.to("cpu", torch.float64).numpy()) * (c * y_scale)
         std = np.sqrt(epistemic ** 2 + aleatoric ** 2)
         out = [mean, epistemic, aleatoric, std, mean - half_width * std, mean + half_width * std]
-        if self.n_outputs == 1:
+        if self.n_outputs == 1 and self.single_output_as_vector:
             out = [a[:, 0] for a in out]
         return Prediction(*out)
 

@@ -32,9 +32,9 @@ from pyro import poutine
 from pyro.nn import PyroModule, PyroSample
 from torch import nn
 
-from .bnn import BayesianNN, Prediction
+from .bnn import BayesianNN
 from .bnn_network import ACTIVATIONS, mlp, own_param_store
-from .calibration import central_quantile, fit_variance_scale
+from .calibration import fit_variance_scale
 from .checks import check_target
 from .training import seeded_torch_rng
 
@@ -122,6 +122,8 @@ class MultiTaskBNN(BayesianNN):
     shape ``(n, n_tasks)`` (also for one task). ``variance_scale_`` holds each task's recalibration factor.
     """
 
+    single_output_as_vector = False
+
     def __init__(self, n_features: int, n_tasks: int = 2, hidden: Sequence[int] = (32,),
                  head_hidden: Sequence[int] = (16,), likelihood: str = "gaussian", guide: str = "normal",
                  prior_scale: float = 1.0, *, df: float = 5.0, activation: str = "relu", kl_warmup: int = 50,
@@ -190,22 +192,6 @@ class MultiTaskBNN(BayesianNN):
         self.variance_scale_ = np.array([fit_variance_scale(y[:, k], mean[:, k], std[:, k], self.df,
                                                             criterion="coverage") for k in range(self.n_tasks)])
         return self
-
-    def predict(self, X: Any, n_samples: int = 100, level: float = 0.9) -> Prediction:
-        """Posterior predictive mean, uncertainties and central ``level`` interval of every task for rows ``X``:
-        arrays of shape ``(n, n_tasks)``. Uses ``n_samples`` (<= ``n_draws``) of the posterior draws."""
-        self._require_fitted()
-        if not (isinstance(n_samples, (int, np.integer)) and 2 <= n_samples <= self.n_draws):
-            raise ValueError(f"n_samples must be an integer in [2, n_draws={self.n_draws}]; got {n_samples!r}")
-        half_width = central_quantile(float(level), self.df)
-        mean, epi, ale = self._moments(self._prepare(X), self._draw_subset(int(n_samples)))
-        y_scale = self.y_scaler.scale
-        c = np.sqrt(np.asarray(self.variance_scale_, dtype=np.float64)) * y_scale
-        mean = mean.to("cpu", torch.float64).numpy() * y_scale + self.y_scaler.mean
-        epistemic = np.sqrt(epi.to("cpu", torch.float64).numpy()) * c
-        aleatoric = np.sqrt(ale.to("cpu", torch.float64).numpy()) * c
-        std = np.sqrt(epistemic ** 2 + aleatoric ** 2)
-        return Prediction(mean, epistemic, aleatoric, std, mean - half_width * std, mean + half_width * std)
 
     # ----------------------------------------------------------------- persistence
     def _load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
