@@ -111,9 +111,12 @@ def test_generative_term_makes_the_energy_a_log_density():
     kw = dict(hidden=(32, 32), sgld_steps=10, seed=0)
     joint = JointEnergyClassifier(2, 3, **kw).fit(X, y, epochs=30)
     classifier = JointEnergyClassifier(2, 3, generative_weight=0.0, **kw).fit(X, y, epochs=30)
+    # the Regime indicator's weight: a tenth of the classification loss (measured, seeds 0-2: 0.88-0.98 / 0.97)
+    tenth = JointEnergyClassifier(2, 3, generative_weight=0.1, **kw).fit(X, y, epochs=30)
     rho = {name: [spearmanr(-m.energy(P), mixture_log_density(P))[0] for P in (X_mix, X_box)]
-           for name, m in (("joint", joint), ("classifier", classifier))}
+           for name, m in (("joint", joint), ("classifier", classifier), ("tenth", tenth))}
     assert rho["joint"][0] >= 0.75 and rho["joint"][1] >= 0.9, rho
+    assert rho["tenth"][0] >= 0.75 and rho["tenth"][1] >= 0.9, rho
     assert rho["classifier"][0] < rho["joint"][0] - 0.4 and rho["classifier"][1] < rho["joint"][1] - 0.4, rho
     # both are classifiers all the same: the generative term does not cost accuracy here
     X_test, y_test = draw_mixture(1000, seed=3)
