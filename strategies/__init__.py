@@ -13,11 +13,13 @@ from .overlay import RiskScale
 from .portfolio import UncertaintyPortfolio
 from .rebalance import RebalanceRule, round_trip_cost
 from .registry import STRATEGIES, get_strategy, register_strategy
+from .signal import SignalStrategy
 from .sizers import EnergyScaledSizer, RiskScaleSizer, UncertaintySizer
 from .var_sizer import VaRBudgetSizer
 
-__all__ = ["BNNConfidence", "BYBIT_FEES", "BuyAndHold", "BybitBroker", "BybitCommission", "DensityGatedStrategy",
-           "EnergyReversion", "EnergyScaledSizer", "EnergySized", "FractionalBarPerc", "FundingRates", "HeldDirection",
-           "ModelStrategy", "RebalanceRule", "RegimeFilter", "RiskManaged", "RiskScale", "RiskScaleSizer", "STRATEGIES",
-           "ScoreMomentum", "SmaCross", "UncertaintyPortfolio", "UncertaintySizer", "VaRBudgetSizer", "get_strategy", "register_strategy",
-           "round_trip_cost"]
+__all__ = ["BNNConfidence", "BYBIT_FEES", "BuyAndHold", "BybitBroker", "BybitCommission",
+           "DensityGatedStrategy", "EnergyReversion", "EnergyScaledSizer", "EnergySized",
+           "FractionalBarPerc", "FundingRates", "HeldDirection", "ModelStrategy", "RebalanceRule",
+           "RegimeFilter", "RiskManaged", "RiskScale", "RiskScaleSizer", "STRATEGIES", "ScoreMomentum",
+           "SignalStrategy", "SmaCross", "UncertaintyPortfolio", "UncertaintySizer", "VaRBudgetSizer",
+           "get_strategy", "register_strategy", "round_trip_cost"]

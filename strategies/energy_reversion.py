@@ -16,15 +16,15 @@ import numpy as np
 from btdensity.indicators import Energy
 from btdensity.indicators.energy import spike_peak, spike_resolved
 
-from .model_strategies import _finite, _SignalStrategy
 from .overlay import RiskScale
 from .registry import register_strategy
+from .signal import SignalStrategy, all_finite
 
 __all__ = ["EnergyReversion"]
 
 
 @register_strategy("energy_reversion")
-class EnergyReversion(_SignalStrategy):
+class EnergyReversion(SignalStrategy):
     """Enter against the move of a resolved energy spike, hold ``hold_bars`` bars.
 
     The move is the sign of the log return from ``lookback`` bars before the spike's peak bar (its highest z-score,
@@ -85,7 +85,7 @@ class EnergyReversion(_SignalStrategy):
                 return 0.0
             return float(held)
         fired = self.fired()
-        if not _finite(z, fired):
+        if not all_finite(z, fired):
             return math.nan
         if fired != 1.0:
             return 0.0

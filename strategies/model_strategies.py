@@ -13,43 +13,18 @@ import numpy as np
 from btdensity.indicators import REGIME_NAMES, BNNUncertainty, Energy, Regime, ScoreDirection
 from btdensity.indicators.score_direction import direction_consistency
 
-from .managed import HeldDirection, RiskManaged, forecast_edge, trend_gap
-from .model_base import ModelStrategy, managed_model_checks
+from .managed import forecast_edge, trend_gap
 from .overlay import RiskScale
 from .registry import register_strategy
+from .signal import SignalStrategy, all_finite
 
 __all__ = ["BNNConfidence", "EnergySized", "RegimeFilter", "ScoreMomentum"]
 
 _BULL, _VOLATILE = REGIME_NAMES.index("bull"), REGIME_NAMES.index("volatile")
 
 
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
-
-
-class _SignalStrategy(RiskManaged, ModelStrategy):
-    """A managed model strategy whose core is a held signal direction (``signal_hold`` bars at least)."""
-
-    params = (("signal_hold", 168),)
-
-    def __init__(self) -> None:
-        super().__init__()
-        managed_model_checks(self)
-        self.held_signal = HeldDirection(self.p.signal_hold)
-
-    def want(self) -> float:
-        """The direction the signal asks for now, before the hold (NaN: not known yet)."""
-        raise NotImplementedError
-
-    def core(self) -> float:
-        want = self.want()
-        if not math.isfinite(want):
-            return math.nan
-        return self.held_signal.update(len(self) - 1, int(want))
-
-
 @register_strategy("energy_sized")
-class EnergySized(_SignalStrategy):
+class EnergySized(SignalStrategy):
     """Momentum (long while the log return over ``momentum_bars`` is positive) scaled by the energy z-score as
     ``EnergyScaledSizer`` scales it: ``clip(1 − max(z, 0) / threshold, 0, 1)`` of ``target``, on the z-score
     smoothed with a half-life of ``energy_halflife`` bars."""
@@ -71,7 +46,7 @@ class EnergySized(_SignalStrategy):
 
 
 @register_strategy("score_momentum")
-class ScoreMomentum(_SignalStrategy):
+class ScoreMomentum(SignalStrategy):
     """Follow ScoreDirection: enter its direction when its strength is at least ``min_strength`` (1 = a usual bar
     of the calibration tail), leave when the direction turns or the strength falls below ``exit_strength``; the
     position is volatility-targeted on the trailing volatility (``RiskScale``).
@@ -143,7 +118,7 @@ class ScoreMomentum(_SignalStrategy):
 
     def want(self) -> float:
         d, s = self.direction.direction[0], self.direction.strength[0]
-        if not _finite(d, s):
+        if not all_finite(d, s):
             return math.nan
         want = (d > 0) - (d < 0)
         if not self.p.long_short:
@@ -157,7 +132,7 @@ class ScoreMomentum(_SignalStrategy):
 
 
 @register_strategy("bnn_confidence")
-class BNNConfidence(_SignalStrategy):
+class BNNConfidence(SignalStrategy):
     """Long while the BNN's predicted return is at least ``min_snr`` predictive standard deviations above zero and
     its expected gain over ``min_hold`` bars beats the round-trip cost (cost-aware entries), out when it falls to 0;
     volatility-targeted on the BNN's predictive std: ``min(target_vol / σ, max_leverage)`` of ``target``, σ smoothed
@@ -175,7 +150,7 @@ class BNNConfidence(_SignalStrategy):
     def want(self) -> float:
         u = self.uncertainty
         mean, std = u.mean[0], math.hypot(u.epistemic[0], u.aleatoric[0])
-        if not _finite(mean, std) or std <= 0:
+        if not all_finite(mean, std) or std <= 0:
             return math.nan
         snr = mean / std
         held = self.held_signal.direction
@@ -189,7 +164,7 @@ class BNNConfidence(_SignalStrategy):
 
 
 @register_strategy("regime_filter")
-class RegimeFilter(_SignalStrategy):
+class RegimeFilter(SignalStrategy):
     """A moving-average trend (the mean close of the last ``fast`` bars above that of the last ``slow``) traded only
     in the JEM's ``bull`` regime with at least ``min_confidence``; out when the regime is ``volatile`` or the trend
     turns. Volatility-targeted on the trailing volatility (``RiskScale``)."""
@@ -207,7 +182,7 @@ class RegimeFilter(_SignalStrategy):
     def want(self) -> float:
         regime, confidence = self.regime.regime[0], self.regime.confidence[0]
         trend = trend_gap(self.data, self.p.fast, self.p.slow)
-        if not _finite(regime, confidence, trend):
+        if not all_finite(regime, confidence, trend):
             return math.nan
         if self.held_signal.direction > 0:
             return 0.0 if trend <= 0 or int(regime) == _VOLATILE else 1.0
