@@ -17,6 +17,8 @@ same step per bar (identical values, not merely close).
 """
 from __future__ import annotations
 
+import copy
+
 from array import array
 from collections import deque
 
@@ -32,7 +34,12 @@ _ALPHA_BOUNDS = (1e-4, 0.5)    # a level outside them is treated as the bound (t
 
 class _Sequential(bt.Indicator):
     """A causal recursion over bars: ``start()`` resets the state, ``step(i)`` computes bar ``i``'s line values from
-    the inputs at bars ≤ i. Batched (``once``) and bar-by-bar (``next``) runs call the same ``step``."""
+    the inputs at bars ≤ i. Batched (``once``) and bar-by-bar (``next``) runs call the same ``step``.
+
+    ``state`` names the attributes ``step`` changes. A bar that backtrader delivers again while it forms (replay,
+    a live bar) is stepped from the state before it, so the recursion advances once per bar whatever the calls."""
+
+    state: tuple[str, ...] = ()
 
     def oncestart(self, start: int, end: int) -> None:
         self.once(start, end)
@@ -51,10 +58,18 @@ class _Sequential(bt.Indicator):
 
     def nextstart(self) -> None:
         self.start()
+        self._bar, self._before = -1, None
         self.next()
 
     def next(self) -> None:
-        values = self.step(len(self.data) - 1, batched=False)
+        bar = len(self.data) - 1
+        if bar == self._bar:          # the same bar again, formed further: start from the state before it
+            for name, value in self._before.items():
+                setattr(self, name, copy.copy(value))
+        else:
+            self._bar = bar
+            self._before = {name: copy.copy(getattr(self, name)) for name in self.state}
+        values = self.step(bar, batched=False)
         for j in range(self.size()):
             self.lines[j][0] = float(values[j])
 
@@ -74,6 +89,7 @@ class AdaptiveInterval(_Sequential):
 
     lines = ("lower", "upper", "alpha")
     params = (("forecast", None), ("level", 0.9), ("gamma", 0.005), ("horizon", None))
+    state = ("alpha_t", "pending")
     plotinfo = dict(subplot=False)
     plotlines = dict(alpha=dict(_plotskip=True), lower=dict(linestyle=":"), upper=dict(linestyle=":"))
 
@@ -119,6 +135,7 @@ class AdaptiveGate(_Sequential):
 
     lines = ("gate", "alpha")
     params = (("density", None), ("alpha", 0.05), ("gamma", 0.0005))
+    state = ("alpha_t",)
     plotinfo = dict(subplot=True, plotname="Adaptive gate")
     plotlines = dict(alpha=dict(_plotskip=True))
 

@@ -90,3 +90,46 @@ def test_batched_and_bar_by_bar_are_identical_and_a_prefix_changes_nothing():
         np.testing.assert_array_equal(batched[name], stepped[name])
         np.testing.assert_array_equal(batched[name][:900], short[name])
     assert np.isnan(batched["lower"][:50]).all() and np.isfinite(batched["lower"][50:]).all()
+
+
+def test_replayed_bars_give_the_batched_values():
+    """Under backtrader's replay a bar forms from sub-bars and next() runs once per sub-bar: the recursion must
+    advance once per bar (from the state before the bar), not once per call."""
+    from btdensity.feeds import synthetic_market
+    from btdensity.feeds.ohlcv import resample_ohlcv
+
+    quarters = synthetic_market(4 * 1200, freq="15m", seed=5)
+    hours = resample_ohlcv(quarters, pd.Timedelta(hours=1))
+    n = len(hours)
+    rng = np.random.default_rng(2)
+    std = 0.004 * np.exp(0.3 * rng.standard_normal(n))
+    forecast = np.column_stack([np.zeros(n), std, -Z90 * std, Z90 * std])
+    forecast[:30] = np.nan
+    p = rng.uniform(size=n)
+    p[:30] = np.nan
+    Forecast = replay_indicator("Forecast", ("mean", "std", "lower", "upper"))
+    Density = replay_indicator("Density", ("pvalue",))
+
+    def lines(replay_from=None):
+        class S(bt.Strategy):
+            def __init__(self):
+                self.ai = AdaptiveInterval(self.data, forecast=Forecast(self.data, values=forecast), gamma=0.05,
+                                           horizon=2)
+                self.ag = AdaptiveGate(self.data, density=Density(self.data, values=p[:, None]), gamma=0.01)
+
+        cerebro = bt.Cerebro(stdstats=False, runonce=replay_from is None)
+        if replay_from is None:
+            cerebro.adddata(DataFrameFeed(dataname=hours))
+        else:
+            cerebro.replaydata(DataFrameFeed(dataname=replay_from), timeframe=bt.TimeFrame.Minutes, compression=60)
+        cerebro.addstrategy(S)
+        s = cerebro.run()[0]
+        m = len(s.data.datetime.array)
+        return np.column_stack([np.array(line.array[:m]) for line in (s.ai.lower, s.ai.upper, s.ai.alpha,
+                                                                      s.ag.gate, s.ag.alpha)])
+
+    batched = lines()
+    # replay groups bars by their close time, (t - 1h, t]: stamp the quarters with their close times
+    replayed = lines(quarters.set_axis(quarters.index + pd.Timedelta(minutes=15)))
+    assert replayed.shape == batched.shape
+    np.testing.assert_allclose(replayed, batched, rtol=1e-12, atol=1e-15)
