@@ -160,3 +160,40 @@ def test_bad_inputs_raise_value_errors(flow2d):
         RealNVP(2).fit(np.zeros((10, 2)), X_val=np.zeros((5, 1)))
     with pytest.raises(RuntimeError, match="not fitted"):
         RealNVP(2).log_prob(np.zeros((1, 2)))
+
+
+def test_a_student_t_base_learns_heavy_tails_the_normal_base_bends_out_of_couplings():
+    """Independent t3 data (the truth's NLL is known): the Student-t base lands much closer to it than the normal
+    base with the same couplings, and learns df near 3. Measured (seed 0): gaps to the truth 0.006 and 0.022
+    nats per dimension, df 3.56-3.67."""
+    from scipy import stats
+
+    X = np.random.default_rng(0).standard_t(3, size=(6000, 3))
+    truth = float(-stats.t.logpdf(X[4000:], 3).mean())
+    gap = {}
+    for base in ("normal", "studentt"):
+        flow = RealNVP(3, n_layers=4, hidden=32, base=base, seed=0).fit(X[:4000], epochs=150, lr=3e-3)
+        gap[base] = float(-flow.log_prob(X[4000:]).mean() / 3) - truth
+    df = flow.module.df().detach().numpy()
+    assert gap["studentt"] < 0.5 * gap["normal"] and gap["studentt"] < 0.015, gap
+    assert np.all((df > 2.5) & (df < 5.0)), df
+
+
+def test_student_t_base_saves_loads_samples_and_is_checked(tmp_path):
+    X = np.random.default_rng(1).standard_t(4, size=(600, 2))
+    a = RealNVP(2, n_layers=2, hidden=8, base="studentt", seed=3).fit(X, epochs=3)
+    a.save(tmp_path / "flow.pt")
+    b = RealNVP.load(tmp_path / "flow.pt")
+    assert b.hyper["base"] == "studentt" and "base" not in RealNVP(2).hyper   # normal flows keep their config
+    np.testing.assert_array_equal(a.log_prob(X), b.log_prob(X))
+    np.testing.assert_array_equal(a.sample(50), b.sample(50))
+    draws = a.sample(4000, seed=1)
+    assert draws.shape == (4000, 2) and np.isfinite(draws).all()
+    # mapped back to the latent space the draws follow the base: a Student-t with the learned df per dimension
+    from scipy import stats
+
+    Z, df = a.transform(draws), a.module.df().detach().numpy()
+    assert all(stats.kstest(Z[:, j], "t", args=(df[j],)).pvalue > 0.01 for j in range(2))
+    assert any(stats.kstest(Z[:, j], "norm").pvalue < 0.01 for j in range(2))     # and not a normal
+    with pytest.raises(ValueError, match="base"):
+        RealNVP(2, base="laplace")
