@@ -119,6 +119,10 @@ class WalkForwardIndicator(bt.Indicator):
     #: False for models without a training loop (the classical baselines): ``fit_kwargs`` such as the epochs that
     #: ``WalkForwardSettings`` hands to every indicator of a strategy are then ignored (and left out of the cache key)
     takes_fit_kwargs = True
+    #: the last lines, computed not by the model but from the indicator's own earlier values (e.g. a hysteresis gate
+    #: on the p-values): ``evaluate`` returns the other lines, ``derive_all`` fills these over a batched run and
+    #: ``derive_bar`` for the current bar of a bar-by-bar run, from the same rule
+    derived_lines: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ hooks
     def make_model(self, n_features: int) -> Any:
@@ -135,6 +139,15 @@ class WalkForwardIndicator(bt.Indicator):
         return None
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def derive_all(self, n: int) -> np.ndarray:
+        """The ``derived_lines`` of the first ``n`` bars, shape ``(n, len(derived_lines))``, from the lines the model
+        gave (read from ``self.lines``)."""
+        raise NotImplementedError
+
+    def derive_bar(self) -> tuple[float, ...]:
+        """The ``derived_lines`` of the current bar (its model lines are set; ``[-1]`` … are the bars before)."""
         raise NotImplementedError
 
     def keep_kl_warmup_within_epochs(self) -> None:
@@ -507,6 +520,10 @@ class WalkForwardIndicator(bt.Indicator):
             raise
         for j in range(self.size()):
             self.lines[j].array[0:n] = array("d", out[:, j])
+        if self.derived_lines:
+            derived = self.derive_all(n)
+            for j, name in enumerate(self.derived_lines):
+                getattr(self.lines, name).array[0:n] = array("d", derived[:, j])
 
     def _evaluate_window(self, model: Any, state: Any, X: np.ndarray, first_bar: int = 0) -> np.ndarray:
         """All bars a window serves (``X`` starts at its first bar, ``first_bar``), in batches of
@@ -528,7 +545,7 @@ class WalkForwardIndicator(bt.Indicator):
             m = rows.shape[0]
             if m < size:
                 rows = np.concatenate([rows, np.repeat(rows[-1:], size - m, axis=0)])
-            out.append(self.evaluate(model, state, rows)[:m])
+            out.append(self._model_lines(self.evaluate(model, state, rows)[:m]))
         values = np.concatenate(out) if out else np.empty((0, self.size()))
         values[~ok] = np.nan
         return values
@@ -537,7 +554,19 @@ class WalkForwardIndicator(bt.Indicator):
     def nextstart(self) -> None:
         self.next()
 
+    def _model_lines(self, values: np.ndarray) -> np.ndarray:
+        """``evaluate``'s rows with NaN columns for the ``derived_lines`` (filled after)."""
+        if not self.derived_lines:
+            return values
+        return np.concatenate([values, np.full((values.shape[0], len(self.derived_lines)), np.nan)], axis=1)
+
     def next(self) -> None:
+        self._next_model_lines()
+        if self.derived_lines:
+            for name, value in zip(self.derived_lines, self.derive_bar()):
+                getattr(self.lines, name)[0] = float(value)
+
+    def _next_model_lines(self) -> None:
         bar = len(self.data) - 1
         k = self.spec.fit_index(bar)
         if k < 0:
@@ -550,7 +579,7 @@ class WalkForwardIndicator(bt.Indicator):
             self._k = k
         row = self._features(self._history(self.spec.first_row + 1), bar)[-1:]
         if self._model is not None and np.isfinite(row).all():
-            values = self.evaluate(self._model, self._state, row)[0]
+            values = self._model_lines(self.evaluate(self._model, self._state, row))[0]
         else:
             if self._model is not None:
                 self._warn_bad_rows(bar)

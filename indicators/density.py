@@ -10,7 +10,6 @@ with it but reopens only after the p-value has stayed above ``reopen`` for ``reo
 from __future__ import annotations
 
 import math
-from array import array
 from typing import Any, Iterable
 
 import numpy as np
@@ -81,6 +80,7 @@ class DensityGate(WalkForwardIndicator):
     ``model_class()(n_features, seed=seed, **model_kwargs)``."""
 
     lines = ("logp", "pvalue", "gate", "smooth_gate")
+    derived_lines = ("smooth_gate",)   # from the lines before (see WalkForwardIndicator.derived_lines)
     params = (("alpha", 0.05), ("reopen", None), ("reopen_bars", 3))
     plotinfo = dict(subplot=True, plotname="Log-density gate", plotymargin=0.05)
     plotlines = dict(logp=dict(_plotskip=True), pvalue=dict(color="#1f77b4", linewidth=0.6, alpha=0.6),
@@ -107,20 +107,13 @@ class DensityGate(WalkForwardIndicator):
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         logp = model.log_prob(X)
         p = lower_tail_pvalue(state, logp)
-        # smooth_gate depends on the bars before: filled by once() / next() from the p-values
-        return np.column_stack([logp, p, (p > self.p.alpha).astype(np.float64), np.full(p.shape[0], np.nan)])
+        return np.column_stack([logp, p, (p > self.p.alpha).astype(np.float64)])
 
-    def once(self, start: int, end: int) -> None:
-        first = not self._once_done
-        super().once(start, end)
-        if first:
-            n = self.data.buflen()
-            pvalue = np.asarray(self.lines.pvalue.array[0:n], dtype=np.float64)
-            self.lines.smooth_gate.array[0:n] = array("d", smooth_gate(pvalue, self.p.alpha, self.reopen,
-                                                                       self.p.reopen_bars))
+    def derive_all(self, n: int) -> np.ndarray:
+        pvalue = np.asarray(self.lines.pvalue.array[0:n], dtype=np.float64)
+        return smooth_gate(pvalue, self.p.alpha, self.reopen, self.p.reopen_bars)[:, None]
 
-    def next(self) -> None:
-        super().next()
+    def derive_bar(self) -> tuple[float, ...]:
         bars = self.p.reopen_bars
         recent = self.lines.pvalue.get(size=min(bars, len(self)))
         run = 0
@@ -129,7 +122,7 @@ class DensityGate(WalkForwardIndicator):
                 break
             run += 1
         previous = self.lines.smooth_gate[-1] if len(self) > 1 else math.nan
-        self.lines.smooth_gate[0] = gate_step(previous, self.lines.pvalue[0], run, self.p.alpha, self.reopen, bars)
+        return (gate_step(previous, self.lines.pvalue[0], run, self.p.alpha, self.reopen, bars),)
 
 
 class LogDensity(DensityGate):

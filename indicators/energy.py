@@ -14,7 +14,6 @@ line's last ``resolve_bars + 1`` values, with the same function, so both paths g
 from __future__ import annotations
 
 import math
-from array import array
 from typing import Any, Iterable
 
 import numpy as np
@@ -111,6 +110,7 @@ class Energy(WalkForwardIndicator):
     """
 
     lines = ("energy", "zscore", "pvalue", "regime", "spike_resolved")
+    derived_lines = ("spike_resolved",)   # from the lines before (see WalkForwardIndicator.derived_lines)
     params = (("model", "ebm"), ("method", "dsm"), ("regime_thresholds", (-0.5, 1.0, 2.5)), ("threshold", 2.5),
               ("release", 1.0), ("resolve_bars", 24))
     plotinfo = dict(subplot=True, plothlines=[0.0, 2.0, 3.0], plotname="Energy z-score")
@@ -160,22 +160,15 @@ class Energy(WalkForwardIndicator):
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         e = model.energy(X)
         z = (e - state["mean"]) / state["std"]
-        # spike_resolved depends on the bars before: filled by once() / next() from the z-scores
         return np.column_stack([e, z, upper_tail_pvalue(state["reference"], e),
-                                energy_regime(z, self.regime_thresholds), np.full(z.shape[0], np.nan)])
+                                energy_regime(z, self.regime_thresholds)])
 
     def _spike_resolved(self, zscore: np.ndarray) -> np.ndarray:
         return spike_resolved(zscore, self.p.threshold, self.p.release, self.p.resolve_bars)
 
-    def once(self, start: int, end: int) -> None:
-        first = not self._once_done
-        super().once(start, end)
-        if first:
-            n = self.data.buflen()
-            z = np.asarray(self.lines.zscore.array[0:n], dtype=np.float64)
-            self.lines.spike_resolved.array[0:n] = array("d", self._spike_resolved(z))
+    def derive_all(self, n: int) -> np.ndarray:
+        return self._spike_resolved(np.asarray(self.lines.zscore.array[0:n], dtype=np.float64))[:, None]
 
-    def next(self) -> None:
-        super().next()
+    def derive_bar(self) -> tuple[float, ...]:
         recent = np.asarray(self.lines.zscore.get(size=min(self.p.resolve_bars + 1, len(self))), dtype=np.float64)
-        self.lines.spike_resolved[0] = float(self._spike_resolved(recent)[-1])
+        return (float(self._spike_resolved(recent)[-1]),)

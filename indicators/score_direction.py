@@ -11,7 +11,6 @@ direction line and by ``next()`` from its last ``consistency_bars`` values, with
 """
 from __future__ import annotations
 
-from array import array
 from typing import Any, Iterable
 
 import numpy as np
@@ -51,6 +50,7 @@ class ScoreDirection(WalkForwardIndicator):
     :func:`direction_consistency`). ``consistency_bars`` does not change the fits (nor the model cache's keys)."""
 
     lines = ("direction", "strength", "consistency", "score_var")
+    derived_lines = ("consistency", "score_var")   # from the lines before (see WalkForwardIndicator.derived_lines)
     params = (("horizon", 1), ("consistency_bars", 24))
     plotinfo = dict(subplot=True, plothlines=[0.0], plotname="Score direction")
     plotlines = dict(direction=dict(color="#ff7f0e", linewidth=1.0), strength=dict(_plotskip=True),
@@ -85,23 +85,13 @@ class ScoreDirection(WalkForwardIndicator):
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         d = self._direction(model, X)
-        # consistency and score_var depend on the bars before: filled by once() / next() from the directions
-        nan = np.full(d.shape[0], np.nan)
-        return np.column_stack([d, np.abs(d) / state, nan, nan])
+        return np.column_stack([d, np.abs(d) / state])
 
-    def once(self, start: int, end: int) -> None:
-        first = not self._once_done
-        super().once(start, end)
-        if first:
-            n = self.data.buflen()
-            d = np.asarray(self.lines.direction.array[0:n], dtype=np.float64)
-            stats = direction_consistency(d, self.p.consistency_bars)
-            self.lines.consistency.array[0:n] = array("d", stats[:, 0])
-            self.lines.score_var.array[0:n] = array("d", stats[:, 1])
+    def derive_all(self, n: int) -> np.ndarray:
+        d = np.asarray(self.lines.direction.array[0:n], dtype=np.float64)
+        return direction_consistency(d, self.p.consistency_bars)
 
-    def next(self) -> None:
-        super().next()
+    def derive_bar(self) -> tuple[float, ...]:
         bars = self.p.consistency_bars
         recent = np.asarray(self.lines.direction.get(size=min(bars, len(self))), dtype=np.float64)
-        self.lines.consistency[0], self.lines.score_var[0] = (float(v) for v in
-                                                              direction_consistency(recent, bars)[-1])
+        return tuple(float(v) for v in direction_consistency(recent, bars)[-1])
