@@ -76,6 +76,18 @@ class Prediction(NamedTuple):
     upper: np.ndarray
 
 
+def check_likelihood_settings(likelihood: str, prior_scale: float, init_scale: float, df: float) -> None:
+    """One-line ValueErrors for the settings every Bayesian network here shares: the likelihood, positive prior and
+    initial scales, and a Student-t ``df`` above 2."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")
+    for name, value in (("prior_scale", prior_scale), ("init_scale", init_scale)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number; got {value!r}")
+    if not (np.isfinite(df) and df > 2):
+        raise ValueError(f"df must be > 2 so that the Student-t noise has a variance; got {df!r}")
+
+
 class BayesianNN(BaseModel):
     """Bayesian MLP regression (Pyro) with calibrated aleatoric + epistemic predictive uncertainty.
 
@@ -105,19 +117,13 @@ class BayesianNN(BaseModel):
         hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
         if not all(isinstance(h, (int, np.integer)) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must be a sequence of positive integer widths; got {hidden!r}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")
+        check_likelihood_settings(likelihood, prior_scale, init_scale, df)
         if guide not in GUIDES:
             raise ValueError(f"guide must be one of {GUIDES}; got {guide!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}; got {activation!r}")
         if not (isinstance(n_outputs, (int, np.integer)) and n_outputs >= 1):
             raise ValueError(f"n_outputs must be a positive integer; got {n_outputs!r}")
-        for name, value in (("prior_scale", prior_scale), ("init_scale", init_scale)):
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number; got {value!r}")
-        if not (np.isfinite(df) and df > 2):
-            raise ValueError(f"df must be > 2 so that the Student-t noise has a variance; got {df!r}")
         if (n_draws < 2 or kl_warmup < 0 or nuts_warmup < 1 or nuts_max_tree_depth < 1
                 or (rank is not None and rank < 1)):
             raise ValueError(f"need n_draws >= 2, kl_warmup >= 0, nuts_warmup >= 1, nuts_max_tree_depth >= 1 and "

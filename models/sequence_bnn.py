@@ -37,7 +37,7 @@ from pyro.infer import TraceMeanField_ELBO
 from torch import nn
 
 from .base import BaseModel
-from .bnn import _VAL_DRAWS, LIKELIHOODS, BayesianNN
+from .bnn import _VAL_DRAWS, BayesianNN, check_likelihood_settings
 from .bnn_network import BayesianMLP, own_param_store
 from .checks import check_array, check_target
 from .standardizer import Standardizer
@@ -86,13 +86,7 @@ class SequenceBNN(BayesianNN):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}; got {cell!r}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")
-        for name, value in (("prior_scale", prior_scale), ("init_scale", init_scale)):
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number; got {value!r}")
-        if not (np.isfinite(df) and df > 2):
-            raise ValueError(f"df must be > 2 so that the Student-t noise has a variance; got {df!r}")
+        check_likelihood_settings(likelihood, prior_scale, init_scale, df)
         if n_draws < 2 or kl_warmup < 0:
             raise ValueError(f"need n_draws >= 2 and kl_warmup >= 0; got n_draws={n_draws}, kl_warmup={kl_warmup}")
         BaseModel.__init__(self, n_features, seed=seed, device=device, seq_len=int(seq_len), hidden=int(hidden),
