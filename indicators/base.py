@@ -96,7 +96,7 @@ class WalkForwardIndicator(bt.Indicator):
         ("train_bars", 2000),
         ("retrain_every", 500),
         ("embargo", 0),
-        ("expanding", False),
+        ("expanding", None),         # train on every row so far; None: the indicator's default_expanding
         ("horizon", 0),
         ("val_fraction", 0.3),
         ("seed", 0),
@@ -113,6 +113,8 @@ class WalkForwardIndicator(bt.Indicator):
 
     #: whether rows need labels (forward returns over ``horizon`` bars); sets the minimum horizon to 1
     uses_labels = False
+    #: whether windows hold every row so far (not the last ``train_bars``) unless ``expanding`` says otherwise
+    default_expanding = False
     #: model settings of this indicator unless model_kwargs / fit_kwargs override them
     default_model_kwargs: dict[str, Any] = {}
     default_fit_kwargs: dict[str, Any] = {}
@@ -174,6 +176,14 @@ class WalkForwardIndicator(bt.Indicator):
             return self.feature_spec
         return (type(self).__qualname__, self._own_inputs)
 
+    def _expanding(self) -> bool:
+        if self.p.expanding is None:
+            return bool(self.default_expanding)
+        if not isinstance(self.p.expanding, (bool, np.bool_)):
+            raise ValueError(f"{type(self).__name__}(expanding={self.p.expanding!r}): True (every row so far), False "
+                             "(the last train_bars rows) or None (the indicator's default)")
+        return bool(self.p.expanding)
+
     def labels(self, close: np.ndarray) -> np.ndarray:
         """Row labels: forward log returns over ``horizon`` bars (NaN until known)."""
         return forward_log_returns(close, self.spec.horizon)
@@ -188,7 +198,7 @@ class WalkForwardIndicator(bt.Indicator):
         horizon = max(int(self.p.horizon), 1) if self.uses_labels else 0
         self.spec = WalkForwardSpec(first_row=self.input_lookback(), train_bars=int(self.p.train_bars),
                                     retrain_every=int(self.p.retrain_every), horizon=horizon,
-                                    embargo=int(self.p.embargo), expanding=bool(self.p.expanding),
+                                    embargo=int(self.p.embargo), expanding=self._expanding(),
                                     val_fraction=float(self.p.val_fraction))
         self.model_kwargs = {**self.default_model_kwargs, **(self.p.model_kwargs or {})}
         self.fit_kwargs = {**self.default_fit_kwargs, **(self.p.fit_kwargs or {})} if self.takes_fit_kwargs else {}

@@ -43,6 +43,9 @@ class GarchForecast(WalkForwardIndicator):
     """
 
     takes_fit_kwargs = False
+    #: every row so far, as ``BNNUncertainty``: the baseline gets the data its model gets (on BTC/USDT hourly
+    #: 2017-19 its 5 % / 95 % pinball loss fell 0.9 % against 2,000-bar windows)
+    default_expanding = True
 
     #: ``epistemic`` (0: GARCH's parameters are taken as known) and ``aleatoric`` (= ``std``) make it a drop-in for
     #: ``BNNUncertainty`` in strategies and sizers that read those lines

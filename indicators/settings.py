@@ -90,8 +90,9 @@ def _in_worker() -> bool:
 class WalkForwardSettings:
     """How every model indicator of a strategy is trained walk-forward.
 
-    ``train_bars`` rows per training window (all rows so far with ``expanding``), a refit every ``retrain_every``
-    bars, ``embargo`` bars between a window's last label and its fit, the last ``val_fraction`` of a window held
+    ``train_bars`` rows per training window (all rows so far with ``expanding``; ``None``: as each indicator
+    does by default, all rows for ``BNNUncertainty``, the last ``train_bars`` for the others), a refit every
+    ``retrain_every`` bars, ``embargo`` bars between a window's last label and its fit, the last ``val_fraction`` of a window held
     out for early stopping and calibration, ``seed`` of the models, ``cache_dir`` of fitted models
     (``"default"``: ``$BTDENSITY_CACHE`` or ``~/.cache/btdensity/models``; ``None``: no disk cache), ``quiet``
     hides progress bars; ``fit_kwargs`` go to every model's ``fit`` (e.g. ``{"epochs": 20}``; an indicator's own
@@ -113,7 +114,7 @@ class WalkForwardSettings:
     train_bars: int = 2000
     retrain_every: int = 500
     embargo: int = 0
-    expanding: bool = False
+    expanding: bool | None = None
     val_fraction: float = 0.3
     seed: int = 0
     cache_dir: str | None = "default"
@@ -145,7 +146,10 @@ class WalkForwardSettings:
             close = difflib.get_close_matches(str(self.device), DEVICES, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}{hint}")
-        for name in ("expanding", "quiet", "warm_start"):
+        if self.expanding is not None and not isinstance(self.expanding, bool):
+            raise ValueError(f"walk-forward setting expanding must be True, False or None (each indicator's own "
+                             f"default); got {self.expanding!r}")
+        for name in ("quiet", "warm_start"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"walk-forward setting {name} must be True or False; got {getattr(self, name)!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):

@@ -31,6 +31,11 @@ class BNNUncertainty(WalkForwardIndicator):
                      mean=dict(color="#1f77b4"), lower=dict(color="#aaaaaa", linestyle="--"),
                      upper=dict(color="#aaaaaa", linestyle="--"))
     uses_labels = True
+    #: every row so far, not the last ``train_bars``: a tail quantile needs many rows (a 2,000-bar window holds ~100
+    #: returns beyond its 5 % quantiles). On the BTC/USDT hourly 2017-19 scorecard the 90 % interval's coverage rose
+    #: from 86.1 % to 88.8 % and the 5 % / 95 % pinball loss went from 2.8 % above GARCH-t's ("worse") to 0.6 % above
+    #: ("no different"; GARCH-t on expanding windows too)
+    default_expanding = True
     default_model_kwargs = {"hidden": (32, 16), "kl_warmup": 20, "likelihood": "studentt"}
     default_fit_kwargs = {"epochs": 80, "patience": 10, "lr": 5e-3}
 

@@ -7,7 +7,7 @@ import torch
 
 from btdensity.cli_options import Parser, UserError, add_data_options, add_model_options, walk_forward
 from btdensity.feeds import DataFrameFeed, synthetic_market
-from btdensity.indicators import BNNUncertainty, Energy, MixtureDensity, WalkForwardSettings
+from btdensity.indicators import BNNUncertainty, Energy, GarchForecast, MixtureDensity, WalkForwardSettings
 from btdensity.indicators.settings import resolve_device, resolve_jobs
 
 
@@ -53,12 +53,30 @@ def indicators(df, **params):
             made["energy"] = Energy(self.data, cache_dir=None, **params)
             made["bnn"] = BNNUncertainty(self.data, cache_dir=None, **params)
             made["mixture"] = MixtureDensity(self.data, cache_dir=None, **params)
+            made["garch"] = GarchForecast(self.data, cache_dir=None, **params)
 
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(DataFrameFeed(dataname=df))
     cerebro.addstrategy(Holder)
     cerebro.run()
     return made
+
+
+def test_windows_expand_where_the_indicator_says_so_unless_the_settings_decide():
+    df = synthetic_market(n_bars=60, seed=0)
+    default = WalkForwardSettings().indicator_params()
+    assert default["expanding"] is None
+    made = indicators(df, expanding=default["expanding"])
+    # the forecasts read tail quantiles: every row so far; the density models the last train_bars rows
+    assert {name: ind.spec.expanding for name, ind in made.items()} == {
+        "energy": False, "bnn": True, "mixture": False, "garch": True}
+    for setting in (True, False):
+        made = indicators(df, expanding=WalkForwardSettings(expanding=setting).indicator_params()["expanding"])
+        assert {ind.spec.expanding for ind in made.values()} == {setting}
+    with pytest.raises(ValueError, match="walk-forward setting expanding must be True, False or None"):
+        WalkForwardSettings(expanding="yes")
+    with pytest.raises(ValueError, match=r"Energy\(expanding='yes'\): True \(every row so far\)"):
+        indicators(df, expanding="yes")
 
 
 def test_device_auto_is_cuda_when_present_and_cpu_keys_are_unchanged(monkeypatch):
