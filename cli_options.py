@@ -111,9 +111,12 @@ def jobs(text: str) -> int:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """The model indicators' walk-forward settings: ``--train-bars``, ``--retrain-every``, ``--seed``, ``--jobs``,
-    ``--warm-start``, ``--device``, ``--quiet``."""
+    ``--expanding``, ``--warm-start``, ``--device``, ``--quiet``."""
     p.add_argument("--train-bars", type=int, default=2000,
                    help="model indicators: bars in each walk-forward training window")
+    p.add_argument("--expanding", action=argparse.BooleanOptionalAction, default=None,
+                   help="train every model on all bars so far (--no-expanding: on the last --train-bars; default: "
+                        "as each indicator does, all bars for the forecasts BNNUncertainty and GarchForecast)")
     p.add_argument("--retrain-every", type=int, default=2000,
                    help="model indicators: bars between refits (the indicators' own default is 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample market and of the models")
@@ -229,7 +232,7 @@ def walk_forward(args: argparse.Namespace) -> "WalkForwardSettings":
     """The model indicators' walk-forward settings of the command line."""
     from btdensity.indicators import WalkForwardSettings
 
-    speed = {"n_jobs": args.jobs, "device": args.device}
+    speed = {"n_jobs": args.jobs, "device": args.device, "expanding": args.expanding}
     if args.warm_start is not None:
         speed["warm_start"] = args.warm_start
     return WalkForwardSettings(train_bars=args.train_bars, retrain_every=args.retrain_every, seed=args.seed,

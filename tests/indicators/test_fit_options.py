@@ -107,9 +107,10 @@ def test_warm_start_applies_to_torch_models_with_a_training_loop():
 
 
 @pytest.mark.parametrize("argv, expected", [
-    ([], dict(n_jobs=None, device="auto")),
+    ([], dict(n_jobs=None, device="auto", expanding=None)),
     (["--jobs", "3", "--no-warm-start", "--device", "cpu"], dict(n_jobs=3, warm_start=False, device="cpu")),
-    (["--warm-start"], dict(warm_start=True)),
+    (["--warm-start", "--expanding"], dict(warm_start=True, expanding=True)),
+    (["--no-expanding"], dict(expanding=False)),
 ])
 def test_command_line_speed_options(argv, expected):
     p = Parser()
