@@ -23,8 +23,8 @@ JOBS_ENV = "BTDENSITY_JOBS"
 DEVICES = ("auto", "cpu", "cuda")
 #: whether window k's fit starts from window k-1's weights by default, and the share of the epochs (and of the
 #: early-stopping patience) such a warm-started fit runs. Off by default: on the BTC/USDT 2017-19 scorecard (two
-#: seeds) it improves LogDensity and Regime but lowers ScoreDirection's rank IC and Energy's gate AUROC (README,
-#: Benchmarks)
+#: seeds) it improves LogDensity and Regime, leaves Energy and the BNN about even, but lowers ScoreDirection's rank
+#: IC (README, Benchmarks)
 WARM_START = False
 WARM_EPOCHS = 0.25
 

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from btdensity.evidence.detection import auroc
 from btdensity.evidence.families import score_densities, score_directions, score_gates, true_regimes
+from btdensity.evidence.lineup import gate_inputs
 from btdensity.evidence.forecasts import predictive, score_forecasts, unit_t_quantile
 
 N = 3000
@@ -61,6 +63,19 @@ def test_gate_scores_rank_the_large_moves_they_see_coming():
     assert c.verdict == "better" and c.metric.startswith("AUROC")
     closed = [r for r in section.rows if "closed_share" in r][0]
     assert closed["closed_share"] == pytest.approx(np.mean(noise > 1.64))
+
+
+def test_energy_is_scored_by_its_zscore_not_its_window_dependent_raw_value():
+    """Two windows whose energies differ by an arbitrary constant: the raw energy ranks the windows, not the bars;
+    the z-score (what the gate reads) ranks the bars."""
+    rng = np.random.default_rng(0)
+    unusual = rng.normal(size=400)
+    offset = np.r_[np.zeros(200), np.full(200, 50.0)]          # the second window's energies sit 50 higher
+    lines = pd.DataFrame({"Energy.energy": unusual * 3.0 + offset, "Energy.zscore": unusual})
+    scores, _ = gate_inputs(lines, 0.05)
+    np.testing.assert_array_equal(scores["Energy"], unusual)
+    events = unusual > np.quantile(unusual, 0.9)
+    assert auroc(scores["Energy"], events) == 1.0 and auroc(lines["Energy.energy"].to_numpy(), events) < 0.8
 
 
 def test_forecast_lines_give_back_the_law_and_the_true_law_wins():
