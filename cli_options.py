@@ -124,8 +124,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="model fits at once, in worker processes (default: $BTDENSITY_JOBS, else every CPU; "
                         "1: serial); the values are the same")
     p.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
-                   help="start each window's fit from the previous window's weights, with fewer epochs "
-                        f"(default: {'on' if _warm_default() else 'off'})")
+                   help="start each window's fit from the previous window's weights, with fewer epochs (default: "
+                        "as each indicator does, warm for LogDensity and Regime)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where models are fitted and evaluated: auto is CUDA when there is a GPU, else the CPU")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors; no progress bars")
@@ -232,17 +232,9 @@ def walk_forward(args: argparse.Namespace) -> "WalkForwardSettings":
     """The model indicators' walk-forward settings of the command line."""
     from btdensity.indicators import WalkForwardSettings
 
-    speed = {"n_jobs": args.jobs, "device": args.device, "expanding": args.expanding}
-    if args.warm_start is not None:
-        speed["warm_start"] = args.warm_start
+    speed = {"n_jobs": args.jobs, "device": args.device, "expanding": args.expanding, "warm_start": args.warm_start}
     return WalkForwardSettings(train_bars=args.train_bars, retrain_every=args.retrain_every, seed=args.seed,
                                quiet=args.quiet, cache_dir=str(model_cache_dir(args.cache_dir)), **speed)
-
-
-def _warm_default() -> bool:
-    from btdensity.indicators.settings import WARM_START
-
-    return WARM_START
 
 
 def _default_market(spec: str) -> str:

@@ -46,7 +46,7 @@ import backtrader as bt
 import numpy as np
 
 from .features import DEFAULT_FEATURES, lookback, market_features
-from .settings import WARM_EPOCHS, WARM_START, resolve_device, resolve_jobs
+from .settings import WARM_EPOCHS, resolve_device, resolve_jobs
 from .walkforward import FitCache, WalkForwardSpec, default_cache_dir, forward_log_returns, spec_config
 
 __all__ = ["WalkForwardIndicator"]
@@ -105,7 +105,7 @@ class WalkForwardIndicator(bt.Indicator):
         ("fit_kwargs", None),
         ("quiet", True),
         ("n_jobs", None),            # fits at once (None: $BTDENSITY_JOBS, else the CPUs; 1: serial)
-        ("warm_start", WARM_START),  # window k's fit starts from window k-1's weights
+        ("warm_start", None),        # window k's fit starts from window k-1's weights; None: default_warm_start
         ("warm_epochs", WARM_EPOCHS),  # share of the epochs and patience of a warm-started fit
         ("device", "auto"),          # "auto" (CUDA when present), "cpu" or "cuda"
     )
@@ -115,6 +115,8 @@ class WalkForwardIndicator(bt.Indicator):
     uses_labels = False
     #: whether windows hold every row so far (not the last ``train_bars``) unless ``expanding`` says otherwise
     default_expanding = False
+    #: whether window k's fit starts from window k-1's weights unless ``warm_start`` says otherwise (torch models only)
+    default_warm_start = False
     #: model settings of this indicator unless model_kwargs / fit_kwargs override them
     default_model_kwargs: dict[str, Any] = {}
     default_fit_kwargs: dict[str, Any] = {}
@@ -176,13 +178,15 @@ class WalkForwardIndicator(bt.Indicator):
             return self.feature_spec
         return (type(self).__qualname__, self._own_inputs)
 
-    def _expanding(self) -> bool:
-        if self.p.expanding is None:
-            return bool(self.default_expanding)
-        if not isinstance(self.p.expanding, (bool, np.bool_)):
-            raise ValueError(f"{type(self).__name__}(expanding={self.p.expanding!r}): True (every row so far), False "
-                             "(the last train_bars rows) or None (the indicator's default)")
-        return bool(self.p.expanding)
+    def _own_default(self, name: str) -> bool:
+        """The switch ``name`` (``expanding``, ``warm_start``) as given; for None, ``default_<name>``."""
+        value, default = getattr(self.p, name), bool(getattr(self, f"default_{name}"))
+        if value is None:
+            return default
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{type(self).__name__}({name}={value!r}): True, False or None (the indicator's default, "
+                             f"{default})")
+        return bool(value)
 
     def labels(self, close: np.ndarray) -> np.ndarray:
         """Row labels: forward log returns over ``horizon`` bars (NaN until known)."""
@@ -198,7 +202,7 @@ class WalkForwardIndicator(bt.Indicator):
         horizon = max(int(self.p.horizon), 1) if self.uses_labels else 0
         self.spec = WalkForwardSpec(first_row=self.input_lookback(), train_bars=int(self.p.train_bars),
                                     retrain_every=int(self.p.retrain_every), horizon=horizon,
-                                    embargo=int(self.p.embargo), expanding=self._expanding(),
+                                    embargo=int(self.p.embargo), expanding=self._own_default("expanding"),
                                     val_fraction=float(self.p.val_fraction))
         self.model_kwargs = {**self.default_model_kwargs, **(self.p.model_kwargs or {})}
         self.fit_kwargs = {**self.default_fit_kwargs, **(self.p.fit_kwargs or {})} if self.takes_fit_kwargs else {}
@@ -212,7 +216,7 @@ class WalkForwardIndicator(bt.Indicator):
         self.device = resolve_device(self.p.device) if torch_model else "cpu"
         if self.device != "cpu":   # the models are built there; a CPU fit keeps its cache key of before
             self.model_kwargs.setdefault("device", self.device)
-        self._warm = bool(self.p.warm_start) and torch_model and self.takes_fit_kwargs
+        self._warm = self._own_default("warm_start") and torch_model and self.takes_fit_kwargs
         self.addminperiod(self.spec.first_fit + 1)
         self._k = -2                # index of the model in use by next()
         self._model: Any = None

@@ -79,6 +79,11 @@ class Regime(WalkForwardIndicator):
     #: and the energy stays a log density (tests/models/test_jem.py)
     default_model_kwargs = {"hidden": (64, 64), "generative_weight": 0.1}
     default_fit_kwargs = {"epochs": 40, "patience": 8, "lr": 2e-3}
+    #: window k's fit starts from window k-1's classifier, with a quarter of the epochs: a window's labels overlap over
+    #: ``horizon`` bars (~60 independent ones in 2,000 rows), too few to learn the regimes afresh. On the BTC/USDT
+    #: 2017-19 scorecard (seeds 0 / 1) the log loss fell from 1.277 / 1.259 to 1.233 / 1.211 nats (persistence: 1.199)
+    #: and the accuracy rose from 0.48 to 0.52
+    default_warm_start = True
 
     def __init__(self) -> None:
         if self.p.n_regimes != len(REGIME_NAMES):

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from .features import DEFAULT_FEATURES, RISK_FEATURES, lookback
 
-__all__ = ["DEVICES", "JOBS_ENV", "LONGEST_HORIZON", "WARM_EPOCHS", "WARM_START", "WalkForwardSettings",
+__all__ = ["DEVICES", "JOBS_ENV", "LONGEST_HORIZON", "WARM_EPOCHS", "WalkForwardSettings",
            "resolve_device", "resolve_jobs"]
 
 #: the longest label horizon of the suite's indicators by default (Regime's 24 bars)
@@ -21,11 +21,8 @@ LONGEST_HORIZON = 24
 JOBS_ENV = "BTDENSITY_JOBS"
 #: where models are fitted and evaluated: ``"auto"`` is CUDA when there is a GPU, else the CPU
 DEVICES = ("auto", "cpu", "cuda")
-#: whether window k's fit starts from window k-1's weights by default, and the share of the epochs (and of the
-#: early-stopping patience) such a warm-started fit runs. Off by default: on the BTC/USDT 2017-19 scorecard (two
-#: seeds) it improves LogDensity and Regime, leaves Energy and the BNN about even, but lowers ScoreDirection's rank
-#: IC (README, Benchmarks)
-WARM_START = False
+#: the share of the epochs (and of the early-stopping patience) that a warm-started fit runs (``warm_start``: window k's
+#: fit starts from window k-1's weights; each indicator says whether it does by default, ``default_warm_start``)
 WARM_EPOCHS = 0.25
 
 
@@ -92,15 +89,16 @@ class WalkForwardSettings:
 
     ``train_bars`` rows per training window (all rows so far with ``expanding``; ``None``: as each indicator
     does by default, all rows for ``BNNUncertainty``, the last ``train_bars`` for the others), a refit every
-    ``retrain_every`` bars, ``embargo`` bars between a window's last label and its fit, the last ``val_fraction`` of a window held
-    out for early stopping and calibration, ``seed`` of the models, ``cache_dir`` of fitted models
+    ``retrain_every`` bars, ``embargo`` bars between a window's last label and its fit, the last ``val_fraction``
+    of a window held out for early stopping and calibration, ``seed`` of the models, ``cache_dir`` of fitted models
     (``"default"``: ``$BTDENSITY_CACHE`` or ``~/.cache/btdensity/models``; ``None``: no disk cache), ``quiet``
     hides progress bars; ``fit_kwargs`` go to every model's ``fit`` (e.g. ``{"epochs": 20}``; an indicator's own
     ``fit_kwargs`` update them).
 
     Speed: ``n_jobs`` fits run at once in worker processes (``None``: :func:`resolve_jobs`, ``$BTDENSITY_JOBS`` or
     the machine's CPUs; 1: serial, in this process); the values are the same either way. ``warm_start`` starts
-    window k's fit from window k-1's weights (same architecture) with ``warm_epochs`` of the epochs and patience;
+    window k's fit from window k-1's weights (same architecture) with ``warm_epochs`` of the epochs and patience
+    (``None``: as each indicator does by default, warm for ``LogDensity`` and ``Regime``, cold for the others);
     ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``) is where models are fitted and evaluated.
 
     >>> WalkForwardSettings(train_bars=1000).warmup_bars()
@@ -121,7 +119,7 @@ class WalkForwardSettings:
     quiet: bool = True
     fit_kwargs: Mapping[str, Any] | None = None
     n_jobs: int | None = None
-    warm_start: bool = WARM_START
+    warm_start: bool | None = None
     warm_epochs: float = WARM_EPOCHS
     device: str = "auto"
 
@@ -146,12 +144,12 @@ class WalkForwardSettings:
             close = difflib.get_close_matches(str(self.device), DEVICES, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}{hint}")
-        if self.expanding is not None and not isinstance(self.expanding, bool):
-            raise ValueError(f"walk-forward setting expanding must be True, False or None (each indicator's own "
-                             f"default); got {self.expanding!r}")
-        for name in ("quiet", "warm_start"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"walk-forward setting {name} must be True or False; got {getattr(self, name)!r}")
+        for name in ("expanding", "warm_start"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ValueError(f"walk-forward setting {name} must be True, False or None (each indicator's own "
+                                 f"default); got {getattr(self, name)!r}")
+        if not isinstance(self.quiet, bool):
+            raise ValueError(f"walk-forward setting quiet must be True or False; got {self.quiet!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
             raise ValueError(f"cache_dir must be a folder, None or 'default'; got {self.cache_dir!r}")
         if isinstance(self.cache_dir, os.PathLike):

@@ -7,7 +7,8 @@ import torch
 
 from btdensity.cli_options import Parser, UserError, add_data_options, add_model_options, walk_forward
 from btdensity.feeds import DataFrameFeed, synthetic_market
-from btdensity.indicators import BNNUncertainty, Energy, GarchForecast, MixtureDensity, WalkForwardSettings
+from btdensity.indicators import (BNNUncertainty, Energy, GarchForecast, LogDensity, MixtureDensity, Regime,
+                                  WalkForwardSettings)
 from btdensity.indicators.settings import resolve_device, resolve_jobs
 
 
@@ -36,8 +37,6 @@ def test_settings_check_the_speed_options():
         WalkForwardSettings(n_jobs=0)
     with pytest.raises(ValueError, match=r"warm_epochs is the share .* in \(0, 1\]"):
         WalkForwardSettings(warm_epochs=1.5)
-    with pytest.raises(ValueError, match="warm_start must be True or False"):
-        WalkForwardSettings(warm_start="yes")
     with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda; got 'gpu'"):
         WalkForwardSettings(device="gpu")
     with pytest.raises(ValueError, match="did you mean 'n_jobs'"):
@@ -54,6 +53,9 @@ def indicators(df, **params):
             made["bnn"] = BNNUncertainty(self.data, cache_dir=None, **params)
             made["mixture"] = MixtureDensity(self.data, cache_dir=None, **params)
             made["garch"] = GarchForecast(self.data, cache_dir=None, **params)
+            made["flow"] = LogDensity(self.data, cache_dir=None, **params)
+            made["score"] = LogDensity(self.data, model="score", cache_dir=None, **params)
+            made["regime"] = Regime(self.data, cache_dir=None, **params)
 
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(DataFrameFeed(dataname=df))
@@ -69,13 +71,14 @@ def test_windows_expand_where_the_indicator_says_so_unless_the_settings_decide()
     made = indicators(df, expanding=default["expanding"])
     # the forecasts read tail quantiles: every row so far; the density models the last train_bars rows
     assert {name: ind.spec.expanding for name, ind in made.items()} == {
-        "energy": False, "bnn": True, "mixture": False, "garch": True}
+        "energy": False, "bnn": True, "mixture": False, "garch": True, "flow": False, "score": False, "regime": False}
     for setting in (True, False):
         made = indicators(df, expanding=WalkForwardSettings(expanding=setting).indicator_params()["expanding"])
         assert {ind.spec.expanding for ind in made.values()} == {setting}
     with pytest.raises(ValueError, match="walk-forward setting expanding must be True, False or None"):
         WalkForwardSettings(expanding="yes")
-    with pytest.raises(ValueError, match=r"Energy\(expanding='yes'\): True \(every row so far\)"):
+    with pytest.raises(ValueError, match=r"Energy\(expanding='yes'\): True, False or None \(the indicator's "
+                                         r"default, False\)"):
         indicators(df, expanding="yes")
 
 
@@ -99,15 +102,21 @@ def test_device_auto_is_cuda_when_present_and_cpu_keys_are_unchanged(monkeypatch
 
 
 def test_warm_start_applies_to_torch_models_with_a_training_loop():
-    made = indicators(synthetic_market(60, seed=1), warm_start=True)
-    assert made["energy"]._warm and made["bnn"]._warm and not made["mixture"]._warm
-    assert not indicators(synthetic_market(60, seed=1), warm_start=False)["energy"]._warm
+    df = synthetic_market(60, seed=1)
+    made = indicators(df, warm_start=True)
+    assert {name for name, ind in made.items() if ind._warm} == {"energy", "bnn", "flow", "score", "regime"}
+    assert not any(ind._warm for ind in indicators(df, warm_start=False).values())
+    # by default only where it was measured to help: the flow's density and the regime classifier
+    default = indicators(df, warm_start=WalkForwardSettings().indicator_params()["warm_start"])
+    assert {name for name, ind in default.items() if ind._warm} == {"flow", "regime"}
+    with pytest.raises(ValueError, match=r"walk-forward setting warm_start must be True, False or None"):
+        WalkForwardSettings(warm_start="yes")
     with pytest.raises(ValueError, match=r"warm_epochs=0\): the share of the epochs"):
         indicators(synthetic_market(60, seed=1), warm_epochs=0)
 
 
 @pytest.mark.parametrize("argv, expected", [
-    ([], dict(n_jobs=None, device="auto", expanding=None)),
+    ([], dict(n_jobs=None, device="auto", expanding=None, warm_start=None)),
     (["--jobs", "3", "--no-warm-start", "--device", "cpu"], dict(n_jobs=3, warm_start=False, device="cpu")),
     (["--warm-start", "--expanding"], dict(warm_start=True, expanding=True)),
     (["--no-expanding"], dict(expanding=False)),
