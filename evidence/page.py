@@ -124,8 +124,12 @@ def write_scorecard(card: Scorecard, out_dir: str | os.PathLike, title: str = "b
     paths = {"json": out / "scorecard.json", "html": out / "scorecard.html"}
     card.write_json(paths["json"])
     wf = card.config.walk_forward
-    intro = (f"{card.bars:,} bars, {card.start[:16]} – {card.end[:16]} UTC; walk-forward: {wf.train_bars} training "
-             f"bars, refit every {wf.retrain_every}, seed {wf.seed}; {card.runtime_s:.0f} s. " + _HOW_TO_READ)
+    windows = {True: "every bar so far", False: f"{wf.train_bars} training bars"}.get(
+        wf.expanding, f"{wf.train_bars} training bars (or every bar so far, where the indicator expands by default)")
+    warm = {True: "warm-started", False: "fitted cold"}.get(wf.warm_start, "warm-started where the indicator is by "
+                                                                           "default")
+    intro = (f"{card.bars:,} bars, {card.start[:16]} – {card.end[:16]} UTC; walk-forward: {windows}, refit every "
+             f"{wf.retrain_every}, {warm}, seed {wf.seed}; {card.runtime_s:.0f} s. " + _HOW_TO_READ)
     body = panel("Verdicts", "", _verdict_table(card)) + "".join(_family_panel(card, n) for n in card.sections)
     write_text(paths["html"], page(title, intro, body))
     return paths

@@ -88,7 +88,8 @@ class WalkForwardSettings:
     """How every model indicator of a strategy is trained walk-forward.
 
     ``train_bars`` rows per training window (all rows so far with ``expanding``; ``None``: as each indicator
-    does by default, all rows for ``BNNUncertainty``, the last ``train_bars`` for the others), a refit every
+    does by default, all rows for the forecasts ``BNNUncertainty`` and ``GarchForecast``, the last ``train_bars``
+    for the others), a refit every
     ``retrain_every`` bars, ``embargo`` bars between a window's last label and its fit, the last ``val_fraction``
     of a window held out for early stopping and calibration, ``seed`` of the models, ``cache_dir`` of fitted models
     (``"default"``: ``$BTDENSITY_CACHE`` or ``~/.cache/btdensity/models``; ``None``: no disk cache), ``quiet``

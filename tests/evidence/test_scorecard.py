@@ -146,6 +146,9 @@ def test_scorecard_end_to_end_writes_every_comparison(small_card):
     for c in card.comparisons:                          # the page states every verdict, losses included
         assert f">{c.verdict}" in page
     assert page.count("<img") >= 3 and "lower is better" in page
+    # the settings say how each model was trained: 500-bar windows unless an indicator expands by default
+    assert "walk-forward: 500 training bars (or every bar so far, where the indicator expands by default)" in page
+    assert "warm-started where the indicator is by default" in page
 
 
 def test_anomaly_detection_is_scored_on_the_synthetic_ground_truth(small_card):
