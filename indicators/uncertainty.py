@@ -20,12 +20,19 @@ class BNNUncertainty(WalkForwardIndicator):
     """Predictive ``mean`` of the log return over ``horizon`` bars, ``epistemic`` and ``aleatoric`` standard
     deviations, and the central interval ``lower`` … ``upper`` at ``level`` (recalibrated on the held-out
     tail of the training window); ``std`` = √(epistemic² + aleatoric²), the predictive standard deviation (the
-    line ``GarchForecast`` has too)."""
+    line ``GarchForecast`` has too).
+
+    ``standardize=True``: the network learns the return divided by the bar's causal volatility (the RMS of the last
+    24 one-bar log returns, ``exp`` of the feature ``lvol_24``) and every line is scaled back by it, so that calm and
+    volatile stretches of a long window look alike to the network. On BTC/USDT 2017-19 (seeds 0 / 1) it brought the
+    5 % / 95 % pinball loss from 0.6 / 1.1 % above GARCH-t's to 0.1 / 0.3 %, CRPS from 0.3 / 0.5 % above to 0.1 %
+    below, NLL from "worse" to "no different", but the recalibrated 90 % interval covers 88.0 % (88.8 / 88.5 %
+    without): off by default."""
 
     lines = ("mean", "epistemic", "aleatoric", "lower", "upper", "std")
     #: the state a risk forecast needs (HAR and range volatilities: ``RISK_FEATURES``); on BTC/USDT hourly
     #: 2017-19 they cut the gap to GARCH-t's 5 % / 95 % pinball loss from 7.8 % to 2.9 %
-    params = (("horizon", 1), ("level", 0.9), ("n_samples", 64), ("features", RISK_FEATURES))
+    params = (("horizon", 1), ("level", 0.9), ("n_samples", 64), ("features", RISK_FEATURES), ("standardize", False))
     plotinfo = dict(subplot=True, plothlines=[0.0], plotname="BNN forecast")
     plotlines = dict(epistemic=dict(_plotskip=True), aleatoric=dict(_plotskip=True), std=dict(_plotskip=True),
                      mean=dict(color="#1f77b4"), lower=dict(color="#aaaaaa", linestyle="--"),
@@ -39,9 +46,15 @@ class BNNUncertainty(WalkForwardIndicator):
     default_model_kwargs = {"hidden": (32, 16), "kl_warmup": 20, "likelihood": "studentt"}
     default_fit_kwargs = {"epochs": 80, "patience": 10, "lr": 5e-3}
 
+    #: the feature whose exponential is the causal volatility that ``standardize=True`` divides the target by
+    SCALE_FEATURE = "lvol_24"
+
     def __init__(self) -> None:
         if not 0.0 < self.p.level < 1.0:
             raise ValueError(f"BNNUncertainty(level={self.p.level}): level must be in (0, 1)")
+        if self.p.standardize and self.SCALE_FEATURE not in tuple(self.p.features):
+            raise ValueError(f"{type(self).__name__}(standardize=True) divides the return by the feature "
+                             f"{self.SCALE_FEATURE!r} (the last 24 bars' RMS return); add it to features")
         super().__init__()
         self.keep_kl_warmup_within_epochs()
 
@@ -49,20 +62,30 @@ class BNNUncertainty(WalkForwardIndicator):
         return BayesianNN
 
     def extra_config(self) -> dict[str, Any]:
-        return {"n_samples": int(self.p.n_samples)}
+        return {"n_samples": int(self.p.n_samples), **({"standardize": True} if self.p.standardize else {})}
+
+    def scale(self, X: np.ndarray) -> np.ndarray:
+        """The causal volatility of each input row: ``exp`` of its ``SCALE_FEATURE``."""
+        return np.exp(X[:, self._scale_column()])
+
+    def _scale_column(self) -> int:
+        return self.feature_spec.index(self.SCALE_FEATURE)
 
     def make_model(self, n_features: int) -> Any:
         return BayesianNN(n_features, seed=self.p.seed, **self.model_kwargs)
 
     def fit_model(self, model: Any, X: np.ndarray, y: np.ndarray | None, X_val: np.ndarray,
                   y_val: np.ndarray | None) -> None:
+        if self.p.standardize:   # the model learns the return in units of the current volatility
+            y, y_val = y / self.scale(X), y_val / self.scale(X_val)
         model.fit(X, y, X_val=X_val, y_val=y_val, **self.fit_kwargs)
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         pred = model.predict(X, n_samples=int(self.p.n_samples), level=float(self.p.level))
         cols = [np.asarray(getattr(pred, name), dtype=np.float64).reshape(X.shape[0], -1)[:, 0]
                 for name in ("mean", "epistemic", "aleatoric", "lower", "upper", "std")]
-        return np.column_stack(cols)
+        out = np.column_stack(cols)
+        return out * self.scale(X)[:, None] if self.p.standardize else out
 
 
 class SequenceUncertainty(BNNUncertainty):
@@ -105,6 +128,10 @@ class SequenceUncertainty(BNNUncertainty):
 
     def input_lookback(self) -> int:
         return lookback(self.feature_spec) + int(self.p.seq_len) - 1
+
+    def _scale_column(self) -> int:
+        """The current bar's (the last row of the window's) ``SCALE_FEATURE``."""
+        return (int(self.p.seq_len) - 1) * len(self.feature_spec) + super()._scale_column()
 
     def input_key(self) -> Any:
         return ("SequenceUncertainty", self.feature_spec, int(self.p.seq_len))

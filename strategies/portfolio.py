@@ -119,6 +119,9 @@ class MultiTaskUncertainty(BNNUncertainty):
         task = self.p.task
         if isinstance(task, bool) or not isinstance(task, int) or not 0 <= task < len(self.datas):
             raise ValueError(f"MultiTaskUncertainty(task={task!r}): the index of one of the {len(self.datas)} feeds")
+        if self.p.standardize:
+            raise ValueError("MultiTaskUncertainty(standardize=True) is not supported: the assets' returns would need "
+                             "one volatility each; use one BNNUncertainty(standardize=True) per feed")
         self.n_tasks = len(self.datas)
         super().__init__()
 

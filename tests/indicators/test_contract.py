@@ -25,6 +25,9 @@ INDICATORS = {
     # the seasonal features read the bars' time stamps, which a replayed bar changes while it forms
     "BNNSeasonal": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
                                          n_samples=16, features=RISK_FEATURES + SEASONAL_FEATURES)),
+    # the target divided by the causal volatility feature, the lines scaled back by it
+    "BNNStandardized": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
+                                             n_samples=16, standardize=True)),
     "Regime": (Regime, dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
     "GaussianDensity": (GaussianDensity, dict()),
     "MixtureDensity": (MixtureDensity, dict(model_kwargs={"max_components": 4})),
@@ -158,7 +161,7 @@ def test_no_look_ahead(reference, hours, tmp_path):
     assert not np.allclose(lines.iloc[t + 1:].to_numpy(), full.iloc[t + 1:].to_numpy())  # the shock is seen
 
 
-LABELLED = ("ScoreDirection", "BNNUncertainty", "Regime", "PersistenceRegime")
+LABELLED = ("ScoreDirection", "BNNUncertainty", "BNNStandardized", "Regime", "PersistenceRegime")
 # labels 20 bars ahead, an embargo of 3, a held-out tail of 12 rows: labels leaking past a fit bar would reach
 # into the fit rows, not only the tail (where they would touch early stopping and calibration alone)
 GAPS = dict(horizon=20, embargo=3, val_fraction=0.05)
@@ -248,7 +251,7 @@ def test_user_strategy_reads_every_line_of_every_indicator_in_next(hours, tmp_pa
     strat = cerebro.run()[0]
     # next() starts once all have values: at Regime's minperiod, the longest (lookback 48 + 240 rows + 6)
     first = 48 + 240 + 6
-    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, 289, first, 288, 288,
+    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, 289, 289, first, 288, 288,
                                                                        first, 288, 264, 264]
     assert max(ind._minperiod for ind in strat.inds.values()) == first + 1
     assert seen[0][0] == first + 1 and len(seen) == len(hours) - first
@@ -276,5 +279,7 @@ def test_bad_parameters_are_named(hours):
         run(hours, "PersistenceRegime", None, horizon=1)
     with pytest.raises(ValueError, match="unknown feature"):
         run(hours, "Energy", None, features=("ret_1", "magic"))
+    with pytest.raises(ValueError, match=r"standardize=True\) divides the return by the feature 'lvol_24'"):
+        run(hours, "BNNUncertainty", None, standardize=True, features=("ret_1", "ret_z"))
     with pytest.raises(ValueError, match="train_bars"):
         run(hours, "Energy", None, train_bars=5)

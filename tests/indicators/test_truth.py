@@ -99,6 +99,43 @@ def test_score_direction_finds_planted_ar1_sign(tmp_path):
     assert np.median(strength) == pytest.approx(1.0, abs=0.35)  # relative to the calibration tail
 
 
+def switching_volatility_market(n, seed, low=0.004, high=0.016, every=400):
+    """Independent normal log returns whose standard deviation switches between ``low`` and ``high`` every ``every``
+    bars: the truth of the next return's scale is known at every bar."""
+    rng = np.random.default_rng(seed)
+    sigma = np.where((np.arange(n) // every) % 2 == 0, low, high)
+    r = rng.standard_normal(n) * sigma
+    close = 100 * np.exp(np.cumsum(r))
+    open_ = np.r_[100.0, close[:-1]]
+    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    wick = np.abs(rng.normal(0, 0.3, n)) * sigma
+    df = pd.DataFrame({"open": open_, "close": close, "volume": np.exp(rng.normal(3, 0.3, n)),
+                       "high": np.maximum(open_, close) * np.exp(wick), "low": np.minimum(open_, close) * np.exp(-wick)},
+                      index=idx)
+    return df, sigma
+
+
+def test_standardized_bnn_tracks_a_switching_volatility(tmp_path):
+    """standardize=True: the network sees returns in units of the last 24 bars' volatility and the lines come back
+    in returns; the interval's width follows the true scale of the next return in both states (within -20 / +25 %:
+    it also holds the model's own uncertainty), and it covers at its level."""
+    df, sigma = switching_volatility_market(3200, seed=0)
+    strat = run(df, ind=lambda d: BNNUncertainty(d, level=0.9, standardize=True, train_bars=1200, retrain_every=400,
+                                                 cache_dir=tmp_path, fit_kwargs={"epochs": 30}))
+    first = strat.ind.spec.first_fit
+    lower, upper = (np.asarray(getattr(strat.ind, n).array) for n in ("lower", "upper"))
+    realised = np.log(df["close"].shift(-1) / df["close"]).to_numpy()
+    bars = np.arange(len(df))
+    settled = (bars >= first) & (bars % 400 >= 48) & (bars % 400 < 399) & np.isfinite(realised)   # 48 bars after a switch
+    next_sigma = np.r_[sigma[1:], np.nan]
+    half_width = (upper - lower) / 2 / 1.6449   # a normal's 90 % interval is ± 1.645 sigma
+    for state in (0.004, 0.016):
+        ratio = np.median(half_width[settled & (next_sigma == state)] / state)
+        assert 0.8 <= ratio <= 1.25, (state, ratio)
+    inside = (realised >= lower) & (realised <= upper)
+    assert abs(inside[settled].mean() - 0.9) <= 0.05, inside[settled].mean()
+
+
 def test_bnn_interval_covers_forward_returns_at_its_level(tmp_path):
     df = synthetic_market(4000, seed=0, regimes=("normal",))
     strat = run(df, ind=lambda d: BNNUncertainty(d, level=0.9, train_bars=1500, retrain_every=500,
