@@ -89,9 +89,8 @@ class WalkForwardSettings:
 
     ``train_bars`` rows per training window (all rows so far with ``expanding``; ``None``: as each indicator
     does by default, all rows for the forecasts ``BNNUncertainty`` and ``GarchForecast``, the last ``train_bars``
-    for the others), a refit every
-    ``retrain_every`` bars, ``embargo`` bars between a window's last label and its fit, the last ``val_fraction``
-    of a window held out for early stopping and calibration, ``seed`` of the models, ``cache_dir`` of fitted models
+    for the others), a refit every ``retrain_every`` bars, ``embargo`` bars between a window's last label and its
+    fit, the last ``val_fraction`` of a window held out for early stopping and calibration, ``seed`` of the models, ``cache_dir`` of fitted models
     (``"default"``: ``$BTDENSITY_CACHE`` or ``~/.cache/btdensity/models``; ``None``: no disk cache), ``quiet``
     hides progress bars; ``fit_kwargs`` go to every model's ``fit`` (e.g. ``{"epochs": 20}``; an indicator's own
     ``fit_kwargs`` update them).
