@@ -25,7 +25,7 @@ _EXPORTS = {
     **dict.fromkeys(("Energy", "LogDensity", "ScoreDirection", "BNNUncertainty", "Regime", "WalkForwardIndicator",
                      "WalkForwardSettings", "market_features", "GaussianDensity", "MixtureDensity",
                      "GarchForecast", "RealizedVolGate", "MomentumDirection", "PersistenceRegime", "LatentRegime",
-                     "BNNHorizons", "SequenceUncertainty"), "indicators"),
+                     "BNNHorizons", "SequenceUncertainty", "VolatilityRegime"), "indicators"),
     **dict.fromkeys(("DensityGatedStrategy", "EnergyScaledSizer", "UncertaintySizer", "BuyAndHold", "SmaCross",
                      "BybitCommission", "register_strategy"), "strategies"),
     **dict.fromkeys(("load_csv", "synthetic_market", "fetch_bybit", "DataFrameFeed", "BybitLiveFeed"), "feeds"),

@@ -35,8 +35,9 @@ FAMILIES = {
                        "How good is the forecast distribution of the next return? (pinball, CRPS, NLL, coverage)"),
     "direction": Family("direction", ("ScoreDirection",), ("MomentumDirection",),
                         "Does the direction signal rank the next returns? (rank IC, sign agreement)"),
-    "regime": Family("regime", ("Regime",), ("PersistenceRegime",),
-                     "Does the regime model beat 'the regime stays what it was'? (log loss, accuracy)"),
+    "regime": Family("regime", ("Regime",), ("PersistenceRegime", "VolatilityRegime"),
+                     "Does the regime model beat 'the regime stays what it was' and a volatility forecast's regime? "
+                     "(log loss, accuracy)"),
     "tail": Family("tail", ("TailRisk", "TailRisk_2"), ("GarchForecast", "historical simulation"),
                    "Do the 95 % / 99 % VaR and CVaR lines hold? (exceedance, Kupiec, Christoffersen, FZ0 loss)"),
 }
@@ -52,7 +53,8 @@ def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 2
               "BNNUncertainty": {"horizon": horizon, "level": level},
               "GarchForecast": {"horizon": horizon, "level": level},
               "ScoreDirection": {"horizon": horizon}, "MomentumDirection": {},
-              "Regime": {"horizon": regime_horizon}, "PersistenceRegime": {"horizon": regime_horizon}}
+              "Regime": {"horizon": regime_horizon}, "PersistenceRegime": {"horizon": regime_horizon},
+              "VolatilityRegime": {"horizon": regime_horizon}}
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown scorecard famil{'ies' if len(unknown) > 1 else 'y'} {unknown}; "

@@ -1,9 +1,9 @@
 """backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``), and the
 classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
 ``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` for ``BNNUncertainty``, ``MomentumDirection``
-for ``ScoreDirection``, ``PersistenceRegime`` for ``Regime``); ``LatentRegime``, regimes as clusters of the flow's
-latent codes; ``BNNHorizons`` forecasts several horizons at once, ``SequenceUncertainty`` reads the last bars'
-features with a Bayesian sequence model."""
+for ``ScoreDirection``, ``PersistenceRegime`` and ``VolatilityRegime`` for ``Regime``); ``LatentRegime``, regimes as
+clusters of the flow's latent codes; ``BNNHorizons`` forecasts several horizons at once, ``SequenceUncertainty`` reads
+the last bars' features with a Bayesian sequence model."""
 from .adaptive import AdaptiveGate, AdaptiveInterval
 from .base import WalkForwardIndicator
 from .density import LogDensity
@@ -21,10 +21,11 @@ from .statistic_baselines import MomentumDirection, RealizedVolGate
 from .scenarios import ScenarioFan, scenario_fans, simulate_scenarios
 from .tail_risk import TailRisk
 from .uncertainty import BNNUncertainty, SequenceUncertainty
+from .volatility_regime import VolatilityRegime
 
 __all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNHorizons", "BNNUncertainty",
            "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity", "LatentRegime", "LogDensity",
            "MixtureDensity", "MomentumDirection", "PersistenceRegime", "REGIME_NAMES", "RISK_FEATURES",
            "RealizedVolGate", "Regime", "SEASONAL_FEATURES", "ScenarioFan", "ScoreDirection",
-           "SequenceUncertainty", "TailRisk", "WalkForwardIndicator", "WalkForwardSettings",
+           "SequenceUncertainty", "TailRisk", "VolatilityRegime", "WalkForwardIndicator", "WalkForwardSettings",
            "market_features", "scenario_fans", "simulate_scenarios"]

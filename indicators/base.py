@@ -276,7 +276,7 @@ class WalkForwardIndicator(bt.Indicator):
             cls = self.model_class()
         except NotImplementedError:
             return False
-        return isinstance(cls, type) and issubclass(cls, BaseModel)
+        return isinstance(cls, type) and (issubclass(cls, BaseModel) or bool(getattr(cls, "torch_backed", False)))
 
     def _load(self, path: Path) -> Any:
         cls = self.model_class()

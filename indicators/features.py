@@ -77,7 +77,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "RISK_FEATURES", "SEASONAL_FEATURES", "SCALE_FLOOR", "Z_BOUND", "lookback", "market_features"]
+__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "RISK_FEATURES", "SEASONAL_FEATURES", "SCALE_FLOOR", "VOLATILITY_FEATURES",
+           "Z_BOUND", "lookback", "market_features"]
 
 #: floor of a volatility or standard deviation that divides (see "Degenerate bars" above)
 SCALE_FLOOR = 1e-8
@@ -216,6 +217,12 @@ DEFAULT_FEATURES: tuple[str, ...] = ("ret_z", "ret_4", "ret_24", "vol_24", "vol_
 SEASONAL_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "week_sin", "week_cos")
 RISK_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "lvol_1", "lvol_6", "lvol_24", "lvol_48", "lpark_24",
                                   "lgk_24", "volume_z")
+
+#: the HAR state of the regime's volatility forecast (``VolatilityRegime``, ``Regime``'s pool): log realised volatility
+#: over a bar, 6 bars, a day and two days of hourly bars, and the day's Parkinson range volatility. Two days, not a
+#: week: the lookback stays the default features' 48 bars, so the pool does not delay ``Regime``'s first value (on
+#: BTC/USDT 2017-19 the forecast's log loss was 1.164 with 48 bars, 1.170 with 168; on three synthetic markets mixed)
+VOLATILITY_FEATURES: tuple[str, ...] = ("lvol_1", "lvol_6", "lvol_24", "lvol_48", "lpark_24")
 
 _LOOKBACK = {name: lb for name, (lb, _) in _features(*(np.ones(1),) * 5).items()}
 

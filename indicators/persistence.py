@@ -21,22 +21,20 @@ first row follows the lookback of ``features`` (or ``h``, if longer) although th
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from btdensity.labels import REGIME_NAMES
-from btdensity.models.json_checkpoint import read_json_checkpoint, write_json_checkpoint
+from btdensity.models.json_checkpoint import JsonStateModel
 
-from .base import WalkForwardIndicator
 from .features import lookback
-from .regime import PROBABILITY_LINES, forward_rows, label_regimes, regime_thresholds
+from .regime import ClassicalRegime, label_regimes, previous_forward_rows, regime_thresholds
 
 __all__ = ["PersistenceRegime", "RegimeTransitions"]
 
 
-class RegimeTransitions:
+class RegimeTransitions(JsonStateModel):
     """Transition frequencies between regime labels ``h`` bars apart, add-``smoothing`` smoothed.
 
     ``fit(X, y, X_val, y_val)`` takes rows ``X`` = ``[return, realised vol]`` of the ``h`` bars before each row
@@ -100,61 +98,31 @@ class RegimeTransitions:
     def double(self) -> "RegimeTransitions":
         return self
 
-    def save(self, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
-        """Write to ``path`` atomically (JSON, no pickle); ``meta`` comes back as ``meta_`` from ``load``."""
-        write_json_checkpoint(path, type(self).__name__, {"config": self.get_config(), "thresholds":
-                              self.thresholds_.tolist(), "counts": self.counts_.tolist()}, meta)
+    def state(self) -> dict[str, Any]:
+        """The fitted numbers as JSON values (floats round-trip exactly)."""
+        return {"config": self.get_config(), "thresholds": self.thresholds_.tolist(), "counts": self.counts_.tolist()}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "RegimeTransitions":
-        """The model :meth:`save` wrote; ValueError for a file of another kind."""
-        state, meta = read_json_checkpoint(path, cls.__name__)
+    def from_state(cls, state: dict[str, Any]) -> "RegimeTransitions":
         model = cls(**state["config"])
         model.thresholds_, model.counts_ = np.array(state["thresholds"]), np.array(state["counts"])
-        model.meta_ = meta
         return model
 
 
-class PersistenceRegime(WalkForwardIndicator):
+class PersistenceRegime(ClassicalRegime):
     """``regime``: the label of bar ``t − horizon`` (the last one known at ``t``); ``p_bull`` … ``p_volatile``:
     the training window's smoothed transition frequencies from that label; ``confidence``: the probability of
     ``regime`` (the regime persisting). ``model_kwargs``: ``smoothing`` (1.0: add-one)."""
 
-    lines = ("regime", "confidence", *PROBABILITY_LINES)
-    params = (("horizon", 24),)
-    plotinfo = dict(subplot=True, plotname="Persistence regime (0 bull, 1 bear, 2 ranging, 3 volatile)")
-    plotlines = dict(regime=dict(color="#8c564b", drawstyle="steps-post"),
-                     **{name: dict(_plotskip=True) for name in ("confidence", *PROBABILITY_LINES)})
-    uses_labels = True
-    takes_fit_kwargs = False
-
-    def __init__(self) -> None:
-        if int(self.p.horizon) < 2:
-            raise ValueError(f"PersistenceRegime(horizon={self.p.horizon}): labels need at least 2 forward bars")
-        super().__init__()
-
-    def labels(self, close: np.ndarray) -> np.ndarray:
-        """Row ``t``: ``[return, realised vol]`` of bars ``t+1 … t+h``, as ``Regime`` labels its rows."""
-        return forward_rows(close, self.spec.horizon)
+    plotinfo = dict(plotname="Persistence regime (0 bull, 1 bear, 2 ranging, 3 volatile)")
 
     def model_class(self) -> type:
         return RegimeTransitions
 
-    def make_model(self, n_features: int) -> Any:
-        return RegimeTransitions(n_features, seed=self.p.seed, **self.model_kwargs)
-
-    def fit_model(self, model: Any, X: np.ndarray, y: np.ndarray | None, X_val: np.ndarray,
-                  y_val: np.ndarray | None) -> None:
-        model.fit(X, y, X_val, y_val)
-
     def inputs(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Row ``t``: ``[return, realised vol]`` of bars ``t − h … t`` (the forward row of ``t − h``, known at
         ``t``); NaN for the first ``h`` bars."""
-        forward = self.labels(arrays["close"])
-        h = self.spec.horizon
-        rows = np.full_like(forward, np.nan)
-        rows[h:] = forward[:forward.shape[0] - h]
-        return rows
+        return previous_forward_rows(arrays["close"], self.spec.horizon)
 
     def input_lookback(self) -> int:
         """``h`` bars at least; the lookback of ``features`` when longer, so that the walk-forward schedule, the

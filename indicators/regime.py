@@ -13,10 +13,11 @@ import numpy as np
 from btdensity.labels import REGIME_NAMES
 from btdensity.models import JointEnergyClassifier
 
-from .base import WalkForwardIndicator
+from .base import OHLCV, WalkForwardIndicator
+from .features import VOLATILITY_FEATURES, lookback, market_features
 
-__all__ = ["PROBABILITY_LINES", "REGIME_NAMES", "Regime", "forward_rows", "label_regimes", "regime_labels",
-           "regime_thresholds"]
+__all__ = ["ClassicalRegime", "PROBABILITY_LINES", "REGIME_NAMES", "Regime", "forward_rows", "label_regimes", "regime_labels",
+           "previous_forward_rows", "regime_thresholds"]
 
 #: the lines holding each class's probability, in ``REGIME_NAMES`` order: ``p_bull``, ``p_bear``, ...
 PROBABILITY_LINES = tuple(f"p_{name}" for name in REGIME_NAMES)
@@ -36,6 +37,16 @@ def forward_rows(close: np.ndarray, horizon: int) -> np.ndarray:
         window = np.lib.stride_tricks.sliding_window_view(r1[1:], h)  # r_{t+1} .. r_{t+h}
         out[:n, 1] = window[:n].std(axis=-1)
     return out
+
+
+def previous_forward_rows(close: np.ndarray, horizon: int) -> np.ndarray:
+    """Row ``t``: the forward row of bar ``t − horizon`` (``[return, realised vol]`` of bars ``t − h … t``, the last
+    one known at ``t``); NaN for the first ``horizon`` bars."""
+    forward = forward_rows(close, horizon)
+    h = int(horizon)
+    rows = np.full_like(forward, np.nan)
+    rows[h:] = forward[:forward.shape[0] - h]
+    return rows
 
 
 def regime_thresholds(reference: np.ndarray) -> tuple[float, float]:
@@ -64,10 +75,14 @@ def regime_labels(forward: np.ndarray, reference: np.ndarray | None = None) -> n
 class Regime(WalkForwardIndicator):
     """``regime``: the most probable class (0 bull, 1 bear, 2 ranging, 3 volatile); ``confidence``: its
     probability; ``energy``: the JEM energy −logsumexp(logits), high on states unlike any regime seen;
-    ``p_bull``, ``p_bear``, ``p_ranging``, ``p_volatile``: each class's probability (they sum to 1)."""
+    ``p_bull``, ``p_bear``, ``p_ranging``, ``p_volatile``: each class's probability (they sum to 1).
+
+    ``pool=True`` (the default): the probabilities are the equal-weight mixture of the JEM's, persistence's and a
+    volatility forecast's (:class:`~btdensity.indicators.regime_pool.RegimePool`); ``regime`` and ``confidence`` read
+    the mixture, ``energy`` the JEM. ``pool=False``: the JEM's own probabilities."""
 
     lines = ("regime", "confidence", "energy", *PROBABILITY_LINES)
-    params = (("horizon", 24), ("n_regimes", 4))
+    params = (("horizon", 24), ("n_regimes", 4), ("pool", True))
     plotinfo = dict(subplot=True, plotname="Regime (0 bull, 1 bear, 2 ranging, 3 volatile)")
     plotlines = dict(regime=dict(color="#8c564b", drawstyle="steps-post"),
                      **{name: dict(_plotskip=True) for name in ("confidence", "energy", *PROBABILITY_LINES)})
@@ -89,6 +104,9 @@ class Regime(WalkForwardIndicator):
         if self.p.n_regimes != len(REGIME_NAMES):
             raise ValueError(f"Regime(n_regimes={self.p.n_regimes}): the labelling defines "
                              f"{len(REGIME_NAMES)} regimes {REGIME_NAMES}")
+        if not isinstance(self.p.pool, (bool, np.bool_)):
+            raise ValueError(f"Regime(pool={self.p.pool!r}): True (pool the JEM with persistence and a volatility "
+                             "forecast) or False (the JEM alone)")
         if int(self.p.horizon) < 2:
             raise ValueError(f"Regime(horizon={self.p.horizon}): labels need at least 2 forward bars (the realised "
                              "volatility of a single return is 0, so no bar could be 'volatile')")
@@ -97,16 +115,74 @@ class Regime(WalkForwardIndicator):
     def labels(self, close: np.ndarray) -> np.ndarray:
         return forward_rows(close, self.spec.horizon)
 
+    def inputs(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Row ``t``: the JEM's features; with ``pool``, then the volatility forecast's features and the last known
+        forward row (bar ``t − h``'s, see :class:`~btdensity.indicators.regime_pool.RegimePool`)."""
+        rows = super().inputs(arrays)
+        if not self.p.pool:
+            return rows
+        volatility = market_features(*(arrays[name] for name in OHLCV), spec=VOLATILITY_FEATURES)
+        return np.column_stack([rows, volatility, previous_forward_rows(arrays["close"], self.spec.horizon)])
+
+    def input_lookback(self) -> int:
+        if not self.p.pool:
+            return super().input_lookback()
+        return max(lookback(self.feature_spec), lookback(VOLATILITY_FEATURES), int(self.p.horizon))
+
+    def input_key(self) -> Any:
+        return ("Regime", self.feature_spec, int(self.p.horizon) if self.p.pool else None)
+
     def model_class(self) -> type:
-        return JointEnergyClassifier
+        from .regime_pool import RegimePool
+
+        return RegimePool if self.p.pool else JointEnergyClassifier
 
     def make_model(self, n_features: int) -> Any:
-        return JointEnergyClassifier(n_features, n_classes=len(REGIME_NAMES), seed=self.p.seed, **self.model_kwargs)
+        if not self.p.pool:
+            return JointEnergyClassifier(n_features, n_classes=len(REGIME_NAMES), seed=self.p.seed,
+                                         **self.model_kwargs)
+        from .regime_pool import RegimePool
+        n_jem = n_features - len(VOLATILITY_FEATURES) - 2
+        return RegimePool(JointEnergyClassifier(n_jem, n_classes=len(REGIME_NAMES), seed=self.p.seed,
+                                                **self.model_kwargs), len(VOLATILITY_FEATURES))
 
     def fit_model(self, model: Any, X: np.ndarray, y: np.ndarray | None, X_val: np.ndarray,
                   y_val: np.ndarray | None) -> None:
-        model.fit(X, regime_labels(y), X_val=X_val, y_val=regime_labels(y_val, reference=y), **self.fit_kwargs)
+        if self.p.pool:
+            model.fit(X, y, X_val, y_val, **self.fit_kwargs)
+        else:
+            model.fit(X, regime_labels(y), X_val=X_val, y_val=regime_labels(y_val, reference=y), **self.fit_kwargs)
 
     def evaluate(self, model: Any, state: Any, X: np.ndarray) -> np.ndarray:
         proba, energy = model.proba_and_energy(X)
         return np.column_stack([proba.argmax(axis=1).astype(np.float64), proba.max(axis=1), energy, proba])
+
+
+class ClassicalRegime(WalkForwardIndicator):
+    """The frame of ``Regime``'s classical baselines: lines ``regime``, ``confidence``, ``p_bull`` … ``p_volatile``;
+    rows labelled as ``Regime`` labels its rows; a model without a training loop (``model_class()``, built with the
+    seed and ``model_kwargs``), fitted on a window's fit rows and held-out tail by ``fit(X, y, X_val, y_val)``."""
+
+    lines = ("regime", "confidence", *PROBABILITY_LINES)
+    params = (("horizon", 24),)
+    plotinfo = dict(subplot=True)
+    plotlines = dict(regime=dict(color="#8c564b", drawstyle="steps-post"),
+                     **{name: dict(_plotskip=True) for name in ("confidence", *PROBABILITY_LINES)})
+    uses_labels = True
+    takes_fit_kwargs = False
+
+    def __init__(self) -> None:
+        if int(self.p.horizon) < 2:
+            raise ValueError(f"{type(self).__name__}(horizon={self.p.horizon}): labels need at least 2 forward bars")
+        super().__init__()
+
+    def labels(self, close: np.ndarray) -> np.ndarray:
+        """Row ``t``: ``[return, realised vol]`` of bars ``t+1 … t+h``, as ``Regime`` labels its rows."""
+        return forward_rows(close, self.spec.horizon)
+
+    def make_model(self, n_features: int) -> Any:
+        return self.model_class()(n_features, seed=self.p.seed, **self.model_kwargs)
+
+    def fit_model(self, model: Any, X: np.ndarray, y: np.ndarray | None, X_val: np.ndarray,
+                  y_val: np.ndarray | None) -> None:
+        model.fit(X, y, X_val, y_val)

@@ -9,7 +9,7 @@ from typing import Any
 
 from btdensity.atomic import atomic_path
 
-__all__ = ["JSON_CHECKPOINT_FORMAT", "read_json_checkpoint", "write_json_checkpoint"]
+__all__ = ["JSON_CHECKPOINT_FORMAT", "JsonStateModel", "read_json_checkpoint", "write_json_checkpoint"]
 
 JSON_CHECKPOINT_FORMAT = 1
 
@@ -34,3 +34,29 @@ def read_json_checkpoint(path: str | os.PathLike, class_name: str) -> tuple[dict
     if raw.get("class") != class_name:
         raise ValueError(f"{path} holds a {raw.get('class')}, not a {class_name}")
     return raw["state"], raw.get("meta", {})
+
+
+class JsonStateModel:
+    """``save`` / ``load`` of a model whose fitted numbers are JSON values: it gives them as ``state()`` and is
+    rebuilt from them by ``from_state(state)``; ``load`` sets ``meta_``."""
+
+    meta_: dict[str, Any]
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "JsonStateModel":
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
+        """Write to ``path`` atomically (JSON, no pickle); ``meta`` comes back as ``meta_`` from ``load``."""
+        write_json_checkpoint(path, type(self).__name__, self.state(), meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "JsonStateModel":
+        """The model :meth:`save` wrote; ValueError for a file of another kind."""
+        state, meta = read_json_checkpoint(path, cls.__name__)
+        model = cls.from_state(state)
+        model.meta_ = meta
+        return model

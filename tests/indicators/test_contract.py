@@ -11,6 +11,7 @@ from btdensity.indicators.features import RISK_FEATURES, SEASONAL_FEATURES
 from btdensity.indicators.density_baselines import GaussianDensity, MixtureDensity
 from btdensity.indicators.garch import GarchForecast
 from btdensity.indicators.persistence import PersistenceRegime
+from btdensity.indicators.volatility_regime import VolatilityRegime
 from btdensity.indicators.statistic_baselines import MomentumDirection, RealizedVolGate
 from btdensity.indicators.walkforward import FitCache
 
@@ -29,9 +30,12 @@ INDICATORS = {
     "BNNStandardized": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
                                              n_samples=16, standardize=True)),
     "Regime": (Regime, dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
+    # the JEM's own probabilities (the default pools them with persistence and a volatility forecast)
+    "RegimeJEM": (Regime, dict(horizon=6, pool=False, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
     "GaussianDensity": (GaussianDensity, dict()),
     "MixtureDensity": (MixtureDensity, dict(model_kwargs={"max_components": 4})),
     "PersistenceRegime": (PersistenceRegime, dict(horizon=6)),
+    "VolatilityRegime": (VolatilityRegime, dict(horizon=6)),
     "GarchForecast": (GarchForecast, dict(memory=48)),
     "RealizedVolGate": (RealizedVolGate, dict()),
     "MomentumDirection": (MomentumDirection, dict()),
@@ -40,6 +44,7 @@ INDICATORS = {
 CHANGED = {"GaussianDensity": dict(model_kwargs={"ridge": 0.5}),
            "MixtureDensity": dict(model_kwargs={"max_components": 1}),
            "PersistenceRegime": dict(model_kwargs={"smoothing": 5.0}),
+           "VolatilityRegime": dict(model_kwargs={"smoothing": 5.0}),
            "GarchForecast": dict(memory=40), "RealizedVolGate": dict(val_fraction=0.2),
            "MomentumDirection": dict(val_fraction=0.2)}
 N_HOURS = 720
@@ -161,7 +166,8 @@ def test_no_look_ahead(reference, hours, tmp_path):
     assert not np.allclose(lines.iloc[t + 1:].to_numpy(), full.iloc[t + 1:].to_numpy())  # the shock is seen
 
 
-LABELLED = ("ScoreDirection", "BNNUncertainty", "BNNStandardized", "Regime", "PersistenceRegime")
+LABELLED = ("ScoreDirection", "BNNUncertainty", "BNNStandardized", "Regime", "RegimeJEM", "PersistenceRegime",
+            "VolatilityRegime")
 # labels 20 bars ahead, an embargo of 3, a held-out tail of 12 rows: labels leaking past a fit bar would reach
 # into the fit rows, not only the tail (where they would touch early stopping and calibration alone)
 GAPS = dict(horizon=20, embargo=3, val_fraction=0.05)
@@ -251,18 +257,18 @@ def test_user_strategy_reads_every_line_of_every_indicator_in_next(hours, tmp_pa
     strat = cerebro.run()[0]
     # next() starts once all have values: at Regime's minperiod, the longest (lookback 48 + 240 rows + 6)
     first = 48 + 240 + 6
-    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, 289, 289, first, 288, 288,
-                                                                       first, 288, 264, 264]
+    assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, 289, 289, first, first, 288,
+                                                                       288, first, first, 288, 264, 264]
     assert max(ind._minperiod for ind in strat.inds.values()) == first + 1
     assert seen[0][0] == first + 1 and len(seen) == len(hours) - first
-    assert len(seen[0][1]) == sum(len(cls.lines.getlinealiases()) for cls, _ in INDICATORS.values())   # 45
+    assert len(seen[0][1]) == sum(len(cls.lines.getlinealiases()) for cls, _ in INDICATORS.values())   # 58
     assert all(np.isfinite(v) for _, row in seen for v in row.values())
     for name, ind in strat.inds.items():  # next() read the current bar's value of every line
         lines = lines_of(ind, len(hours))
         for alias in lines:
             np.testing.assert_array_equal([row[name, alias] for _, row in seen], lines[alias].to_numpy()[first:])
     assert {row["LogDensity", "gate"] for _, row in seen} == {0.0, 1.0}
-    for name in ("Regime", "PersistenceRegime"):
+    for name in ("Regime", "RegimeJEM", "PersistenceRegime", "VolatilityRegime"):
         assert {row[name, "regime"] for _, row in seen} <= {0.0, 1.0, 2.0, 3.0}
     for name in ("GaussianDensity", "MixtureDensity"):
         assert {row[name, "gate"] for _, row in seen} == {0.0, 1.0}
@@ -275,8 +281,9 @@ def test_bad_parameters_are_named(hours):
     for name in ("LogDensity", "GaussianDensity", "MixtureDensity"):
         with pytest.raises(ValueError, match=rf"{name}\(alpha=0.7\): alpha must be in"):
             run(hours, name, None, alpha=0.7)
-    with pytest.raises(ValueError, match="labels need at least 2 forward bars"):
-        run(hours, "PersistenceRegime", None, horizon=1)
+    for name in ("PersistenceRegime", "VolatilityRegime"):
+        with pytest.raises(ValueError, match=rf"{name}\(horizon=1\): labels need at least 2 forward bars"):
+            run(hours, name, None, horizon=1)
     with pytest.raises(ValueError, match="unknown feature"):
         run(hours, "Energy", None, features=("ret_1", "magic"))
     with pytest.raises(ValueError, match=r"standardize=True\) divides the return by the feature 'lvol_24'"):

@@ -11,6 +11,8 @@ from btdensity.indicators.persistence import PersistenceRegime, RegimeTransition
 from btdensity.indicators.regime import REGIME_NAMES, forward_rows, regime_labels
 from btdensity.indicators.walkforward import FitCache
 
+from .conftest import run_alone
+
 #: a forward row [return, realised vol] of each class; thresholds from a sequence of them: half the sd of the
 #: returns (< 0.5: returns in {-1, 0, 1}) and the 75th percentile of the volatilities (0.1 while fewer than a
 #: quarter of the rows are volatile), so every row gets its own class
@@ -60,17 +62,8 @@ def test_save_load_round_trip(tmp_path):
 @pytest.fixture(scope="module")
 def persistence():
     df = synthetic_market(1000, seed=8)
-
-    class Holder(bt.Strategy):
-        def __init__(self):
-            self.ind = PersistenceRegime(self.data, horizon=24, train_bars=300, retrain_every=200, cache_dir=None)
-
-    FitCache.forget()
-    cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(DataFrameFeed(dataname=df))
-    cerebro.addstrategy(Holder)
-    ind = cerebro.run()[0].ind
-    lines = {alias: np.asarray(ind.lines[i].array) for i, alias in enumerate(ind.lines.getlinealiases())}
+    ind, lines = run_alone(lambda data: PersistenceRegime(data, horizon=24, train_bars=300, retrain_every=200,
+                                                          cache_dir=None), df)
     return df["close"].to_numpy(), ind, lines
 
 

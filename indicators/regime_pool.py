@@ -1,0 +1,113 @@
+"""``RegimePool``: ``Regime``'s model — its JEM's class probabilities pooled with two classical forecasts.
+
+The probabilities are the equal-weight mixture (linear pool) of three forecasts of the next ``h`` bars' regime:
+
+- the joint energy-based classifier (:class:`~btdensity.models.jem.JointEnergyClassifier`) on the bar's features,
+  which also gives the energy;
+- persistence: the training window's transition frequencies from the last label known
+  (:class:`~btdensity.indicators.persistence.RegimeTransitions`);
+- the regime implied by a volatility forecast
+  (:class:`~btdensity.indicators.volatility_regime.VolatilityRegimeForecast`).
+
+Why a pool: a 2,000-bar window's 24-bar labels overlap, so it holds ~60 independent labels. The JEM fitted to them
+ranks the regimes with information the others lack but is overconfident out of sample (alone it scored 1.23 / 1.21
+nats on BTC/USDT hourly 2017-19 against persistence's 1.198), while the two classical forecasts have 12 and 6
+parameters. A linear pool's log loss is at most the mean of its members' (the log is concave), and equal weights
+are fitted to nothing, so there is nothing to overfit; weights fitted on the held-out tail trusted the JEM too much
+(measured: a pool with a fitted weight scored 1.231). Measured on the same data (seeds 0 / 1): JEM with persistence
+1.184 / 1.177, all three 1.151 / 1.146.
+
+Inputs: the columns of a row are the JEM's features, then the volatility forecast's ``VOLATILITY_FEATURES``, then
+the last known forward row ``[return, realised vol]`` of bar ``t − h`` (persistence's input). The checkpoint is the
+JEM's, with the two classical models' fitted numbers in its ``meta`` (JSON; floats round-trip exactly).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from btdensity.models import JointEnergyClassifier
+
+from .persistence import RegimeTransitions
+from .regime import regime_labels
+from .volatility_regime import VolatilityRegimeForecast
+
+__all__ = ["RegimePool"]
+
+_META_KEY = "regime_pool"
+_PREVIOUS = 2   # columns of the last known forward row
+
+
+class RegimePool:
+    """The JEM, persistence and the volatility forecast of one training window; ``proba_and_energy`` gives the
+    equal-weight mixture of their class probabilities and the JEM's energy."""
+
+    fit_defaults = JointEnergyClassifier.fit_defaults
+    #: a torch model inside: warm starts and devices apply (to the JEM)
+    torch_backed = True
+
+    def __init__(self, jem: JointEnergyClassifier, n_volatility: int):
+        self.jem, self.n_volatility = jem, int(n_volatility)
+        self.transitions = RegimeTransitions()
+        self.volatility = VolatilityRegimeForecast(self.n_volatility)
+        self.meta_: dict[str, Any] = {}
+
+    @property
+    def n_jem(self) -> int:
+        return self.jem.n_features
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=np.float64)
+        expected = self.n_jem + self.n_volatility + _PREVIOUS
+        if X.ndim != 2 or X.shape[1] != expected:
+            raise ValueError(f"RegimePool rows have {expected} columns (JEM features {self.n_jem}, volatility "
+                             f"features {self.n_volatility}, last forward row {_PREVIOUS}); got shape {X.shape}")
+        a, b = self.n_jem, self.n_jem + self.n_volatility
+        return X[:, :a], X[:, a:b], X[:, b:]
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+            **fit_kwargs: Any) -> "RegimePool":
+        """Fit the three on fit rows ``X`` / forward rows ``y`` and the held-out tail ``X_val`` / ``y_val``; every
+        label with the fit rows' thresholds."""
+        (jf, vf, pf), (jv, vv, pv) = self._split(X), self._split(X_val)
+        self.jem.fit(jf, regime_labels(y), X_val=jv, y_val=regime_labels(y_val, reference=y), **fit_kwargs)
+        self.transitions.fit(pf, y, pv, y_val)
+        self.volatility.fit(vf, y, vv, y_val)
+        return self
+
+    def proba_and_energy(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(pooled class probabilities, JEM energy)`` of each row."""
+        jf, vf, pf = self._split(X)
+        proba, energy = self.jem.proba_and_energy(jf)
+        pooled = (proba + self.transitions.predict_proba(pf) + self.volatility.predict_proba(vf)) / 3.0
+        return pooled, energy
+
+    def warm_start(self, previous: "RegimePool | None") -> "RegimePool":
+        """The JEM starts from ``previous``'s JEM (the classical forecasts have no training loop)."""
+        self.jem.warm_start(previous.jem if isinstance(previous, RegimePool) else None)
+        return self
+
+    def double(self) -> "RegimePool":
+        self.jem.double()
+        return self
+
+    def save(self, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
+        """The JEM's checkpoint, the classical forecasts' numbers in its ``meta``; written atomically."""
+        state = {"n_volatility": self.n_volatility, "transitions": self.transitions.state(),
+                 "volatility": self.volatility.state()}
+        self.jem.save(path, meta={**(meta or {}), _META_KEY: state})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "RegimePool":
+        """The model :meth:`save` wrote; ValueError for a JEM checkpoint without the pool's state."""
+        jem = JointEnergyClassifier.load(path, device=device)
+        state = jem.meta_.pop(_META_KEY, None)
+        if state is None:
+            raise ValueError(f"{path} holds a JointEnergyClassifier without the state of a RegimePool")
+        model = cls(jem, state["n_volatility"])
+        model.transitions = RegimeTransitions.from_state(state["transitions"])
+        model.volatility = VolatilityRegimeForecast.from_state(state["volatility"])
+        model.meta_, jem.meta_ = jem.meta_, {}
+        return model

@@ -1,0 +1,21 @@
+"""Helpers of the indicator tests."""
+import backtrader as bt
+import numpy as np
+
+from btdensity.feeds import DataFrameFeed
+from btdensity.indicators.walkforward import FitCache
+
+
+def run_alone(make, df, runonce=True):
+    """The indicator ``make(data)`` builds, run alone over ``df`` with an empty in-memory cache, and its lines as
+    ``{alias: array}``."""
+    class Holder(bt.Strategy):
+        def __init__(self):
+            self.ind = make(self.data)
+
+    FitCache.forget()
+    cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
+    cerebro.adddata(DataFrameFeed(dataname=df))
+    cerebro.addstrategy(Holder)
+    ind = cerebro.run()[0].ind
+    return ind, {alias: np.asarray(ind.lines[i].array) for i, alias in enumerate(ind.lines.getlinealiases())}
