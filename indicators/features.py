@@ -77,8 +77,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "RISK_FEATURES", "SEASONAL_FEATURES", "SCALE_FLOOR", "VOLATILITY_FEATURES",
-           "Z_BOUND", "lookback", "market_features"]
+__all__ = ["ALL_FEATURES", "DEFAULT_FEATURES", "RISK_FEATURES", "SEASONAL_FEATURES", "SCALE_FLOOR",
+           "VOLATILITY_FEATURES", "Z_BOUND", "lookback", "market_features"]
 
 #: floor of a volatility or standard deviation that divides (see "Degenerate bars" above)
 SCALE_FLOOR = 1e-8

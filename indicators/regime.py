@@ -16,8 +16,8 @@ from btdensity.models import JointEnergyClassifier
 from .base import OHLCV, WalkForwardIndicator
 from .features import VOLATILITY_FEATURES, lookback, market_features
 
-__all__ = ["ClassicalRegime", "PROBABILITY_LINES", "REGIME_NAMES", "Regime", "forward_rows", "label_regimes", "regime_labels",
-           "previous_forward_rows", "regime_thresholds"]
+__all__ = ["ClassicalRegime", "PROBABILITY_LINES", "REGIME_NAMES", "Regime", "classify_regimes", "forward_rows",
+           "label_regimes", "previous_forward_rows", "regime_labels", "regime_thresholds"]
 
 #: the lines holding each class's probability, in ``REGIME_NAMES`` order: ``p_bull``, ``p_bear``, ...
 PROBABILITY_LINES = tuple(f"p_{name}" for name in REGIME_NAMES)
@@ -40,8 +40,8 @@ def forward_rows(close: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def previous_forward_rows(close: np.ndarray, horizon: int) -> np.ndarray:
-    """Row ``t``: the forward row of bar ``t − horizon`` (``[return, realised vol]`` of bars ``t − h … t``, the last
-    one known at ``t``); NaN for the first ``horizon`` bars."""
+    """Row ``t``: the forward row of bar ``t − horizon`` (``[return, realised vol]`` of bars ``t − h … t``, the
+    last one known at ``t``); NaN for the first ``horizon`` bars."""
     forward = forward_rows(close, horizon)
     h = int(horizon)
     rows = np.full_like(forward, np.nan)
@@ -58,8 +58,12 @@ def regime_thresholds(reference: np.ndarray) -> tuple[float, float]:
 def label_regimes(forward: np.ndarray, half_sd: float, vol_cut: float) -> np.ndarray:
     """Class indices (into ``REGIME_NAMES``) of rows ``forward = [return, realised vol]`` for given thresholds:
     ``volatile`` above ``vol_cut``, else ``bull`` / ``bear`` above / below ``± half_sd``, else ``ranging``."""
-    ret, vol = forward[:, 0], forward[:, 1]
-    labels = np.full(forward.shape[0], REGIME_NAMES.index("ranging"), dtype=np.int64)
+    return classify_regimes(forward[:, 0], forward[:, 1], half_sd, vol_cut)
+
+
+def classify_regimes(ret: np.ndarray, vol: np.ndarray, half_sd: float, vol_cut: float) -> np.ndarray:
+    """:func:`label_regimes` of returns ``ret`` and realised volatilities ``vol`` given apart, in any shape."""
+    labels = np.full(np.shape(ret), REGIME_NAMES.index("ranging"), dtype=np.int64)
     labels[ret > half_sd] = REGIME_NAMES.index("bull")
     labels[ret < -half_sd] = REGIME_NAMES.index("bear")
     labels[vol > vol_cut] = REGIME_NAMES.index("volatile")

@@ -29,7 +29,7 @@ from btdensity.labels import REGIME_NAMES
 from btdensity.models.json_checkpoint import JsonStateModel
 
 from .features import SCALE_FLOOR, VOLATILITY_FEATURES
-from .regime import ClassicalRegime, label_regimes, regime_thresholds
+from .regime import ClassicalRegime, classify_regimes, regime_thresholds
 
 __all__ = ["VolatilityRegime", "VolatilityRegimeForecast"]
 
@@ -99,9 +99,9 @@ class VolatilityRegimeForecast(JsonStateModel):
         step = max(1, _CHUNK // residual.shape[0])
         for i in range(0, forecast.shape[0], step):
             vol = np.exp(forecast[i:i + step, None] + residual[None, :])
-            labels = label_regimes(np.column_stack([(ratio[None, :] * vol).ravel(), vol.ravel()]),
-                                   *self.thresholds_).reshape(vol.shape)
-            counts[i:i + step] = (labels[:, :, None] == np.arange(k)).sum(axis=1)
+            labels = classify_regimes(ratio[None, :] * vol, vol, *self.thresholds_)
+            rows = np.arange(vol.shape[0])[:, None] * k
+            counts[i:i + step] = np.bincount((rows + labels).ravel(), minlength=k * vol.shape[0]).reshape(-1, k)
         return (counts + self.smoothing) / (residual.shape[0] + k * self.smoothing)
 
     def double(self) -> "VolatilityRegimeForecast":

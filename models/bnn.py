@@ -46,7 +46,7 @@ from torch import nn
 
 from .base import BaseModel
 from .bnn_network import ACTIVATIONS, BayesianMLP, DrawBank, hessian, mlp, own_param_store
-from .calibration import central_quantile, fit_variance_scale, predictive_nll
+from .calibration import central_quantile, fit_shape_and_scale, fit_variance_scale, predictive_nll
 from .checks import check_array, check_target
 from .standardizer import Standardizer
 from .training import EarlyStopping, minibatch_epoch, seeded_torch_rng
@@ -98,7 +98,9 @@ class BayesianNN(BaseModel):
     trees of depth <= ``nuts_max_tree_depth``; small networks only); ``prior_scale`` of the weight priors; ``n_outputs`` targets (e.g.
     horizons); ``activation`` (relu, tanh, silu); ``kl_warmup`` epochs over which the KL weight
     rises linearly to 1 (early stopping watches only epochs after it); ``init_scale`` of the
-    variational standard deviations; ``n_draws`` posterior draws taken once for ``predict``.
+    variational standard deviations; ``n_draws`` posterior draws taken once for ``predict``; ``fit_df``: the
+    predictive's Student-t shape is fitted on the validation split with the variance scale (the likelihood's
+    ``df`` is the prior guess the network trains with).
 
     ``fit(X, y, X_val=None, y_val=None, epochs=..., batch_size=..., lr=..., patience=...,
     val_fraction=...)``: without ``X_val`` a random ``val_fraction`` of the rows is held out. The
@@ -113,11 +115,13 @@ class BayesianNN(BaseModel):
                  guide: str = "normal", prior_scale: float = 1.0, n_outputs: int = 1, *, df: float = 5.0,
                  activation: str = "relu", kl_warmup: int = 50, init_scale: float = 0.01,
                  rank: int | None = None, n_draws: int = 100, nuts_warmup: int = 200,
-                 nuts_max_tree_depth: int = 8, seed: int = 0, device: str | None = None):
+                 nuts_max_tree_depth: int = 8, fit_df: bool = False, seed: int = 0, device: str | None = None):
         hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
         if not all(isinstance(h, (int, np.integer)) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must be a sequence of positive integer widths; got {hidden!r}")
         check_likelihood_settings(likelihood, prior_scale, init_scale, df)
+        if fit_df and likelihood != "studentt":
+            raise ValueError("fit_df=True fits the Student-t shape of the predictive: it needs likelihood='studentt'")
         if guide not in GUIDES:
             raise ValueError(f"guide must be one of {GUIDES}; got {guide!r}")
         if activation not in ACTIVATIONS:
@@ -134,7 +138,8 @@ class BayesianNN(BaseModel):
                          n_outputs=int(n_outputs), df=float(df), activation=activation,
                          kl_warmup=int(kl_warmup), init_scale=float(init_scale),
                          rank=None if rank is None else int(rank), n_draws=int(n_draws),
-                         nuts_warmup=int(nuts_warmup), nuts_max_tree_depth=int(nuts_max_tree_depth))
+                         nuts_warmup=int(nuts_warmup), nuts_max_tree_depth=int(nuts_max_tree_depth),
+                         **({"fit_df": True} if fit_df else {}))
         self.n_outputs = int(n_outputs)
         self.likelihood = likelihood
         self.guide = guide
@@ -350,12 +355,16 @@ class BayesianNN(BaseModel):
     def recalibrate(self, X: Any, y: Any) -> "BayesianNN":
         """Refit the predictive variance scale on held-out ``(X, y)`` so that its central intervals cover them
         at their nominal levels (``fit_variance_scale(criterion="coverage")``); ``fit`` does this on its
-        validation split."""
+        validation split. With ``fit_df=True`` the predictive's Student-t shape is fitted with it
+        (``fit_shape_and_scale``; the likelihood's ``df`` stays what the network was trained with)."""
         Z = self._prepare(X)
         y = check_target(y, Z.shape[0], "y", self.n_outputs)
         mean, epi, ale = self._moments(Z, self._draws)
-        self.variance_scale_ = fit_variance_scale(self.y_scaler.transform(y), mean.cpu().numpy(),
-                                                  (epi + ale).sqrt().cpu().numpy(), self.df, criterion="coverage")
+        args = (self.y_scaler.transform(y), mean.cpu().numpy(), (epi + ale).sqrt().cpu().numpy())
+        if self.hyper.get("fit_df"):
+            self.df, self.variance_scale_ = fit_shape_and_scale(*args)
+        else:
+            self.variance_scale_ = fit_variance_scale(*args, self.df, criterion="coverage")
         return self
 
     # ----------------------------------------------------------------- prediction
@@ -382,10 +391,13 @@ class BayesianNN(BaseModel):
 
     # ----------------------------------------------------------------- persistence
     def _extra_state(self) -> dict[str, torch.Tensor]:
+        fitted_df = {"predictive_df": torch.tensor(self.df, dtype=torch.float64)} if self.hyper.get("fit_df") else {}
         return {"y_mean": torch.as_tensor(self.y_scaler.mean), "y_scale": torch.as_tensor(self.y_scaler.scale),
-                "variance_scale": torch.tensor(self.variance_scale_, dtype=torch.float64)}
+                "variance_scale": torch.tensor(self.variance_scale_, dtype=torch.float64), **fitted_df}
 
     def _load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         self.y_scaler = Standardizer(state["y_mean"].cpu().numpy(), state["y_scale"].cpu().numpy())
         self.variance_scale_ = float(state["variance_scale"])
+        if "predictive_df" in state:
+            self.df = float(state["predictive_df"])
         self._take_draws()

@@ -13,7 +13,8 @@ posterior predictive (moment matched), so its ``Prediction`` feeds these functio
 * :func:`predictive_nll` -- mean negative log-likelihood;
 * :func:`fit_variance_scale` -- post-hoc recalibration: the factor ``c`` on the predictive variance
   (std -> std * sqrt(c)) that minimises the NLL of held-out data, or that makes its central intervals
-  cover held-out data as close to their nominal levels as one factor can (``criterion="coverage"``).
+  cover held-out data as close to their nominal levels as one factor can (``criterion="coverage"``);
+* :func:`fit_shape_and_scale` -- the same coverage criterion over the Student-t shape too.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ __all__ = [
     "calibration_error",
     "central_quantile",
     "crps",
+    "fit_shape_and_scale",
     "fit_variance_scale",
     "interval_coverage",
     "predictive_nll",
@@ -36,6 +38,8 @@ __all__ = [
 _LOG_C_BOUND = 12.0  # the variance scale is searched in [exp(-12), exp(12)]
 #: central levels whose coverage the ``"coverage"`` criterion matches (0.05, 0.10, ..., 0.95)
 COVERAGE_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
+#: the Student-t shapes :func:`fit_shape_and_scale` chooses from (100: as good as normal at these levels)
+SHAPE_GRID = (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 30.0, 100.0)
 _COVERAGE_GRID = np.linspace(-_LOG_C_BOUND, _LOG_C_BOUND, 4801)   # log c in steps of 0.005
 
 
@@ -178,8 +182,31 @@ def fit_variance_scale(y: Any, mean: Any, std: Any, df: float | None = None, cri
     return float(np.exp(res.x))
 
 
-def _coverage_scale(abs_z: np.ndarray, df: float | None) -> float:
-    """The ``"coverage"`` criterion of :func:`fit_variance_scale` on standardised absolute residuals."""
+def fit_shape_and_scale(y: Any, mean: Any, std: Any, dfs: Sequence[float] = SHAPE_GRID) -> tuple[float, float]:
+    """``(df, c)``: the Student-t shape among ``dfs`` and the variance factor whose predictive
+    ``(mean, std * sqrt(c))`` covers held-out ``y`` closest to the nominal levels (``criterion="coverage"`` of
+    :func:`fit_variance_scale`, searched over both). One factor cannot make a predictive of the wrong shape cover
+    at every level (a t3 on normal residuals covers its 90 % interval 95 % of the time when its 50 % interval is
+    right); a shape and a scale can.
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.standard_t(3, 20000) * np.sqrt(3.0)          # standard deviation 3, tails of a t3
+    >>> df, c = fit_shape_and_scale(y, np.zeros_like(y), np.ones_like(y))
+    >>> df, round(float(np.sqrt(c)), 1)
+    (3.0, 3.0)
+    """
+    z, _ = _standardise(y, mean, std, None)
+    if not dfs or any(_check_df(d) is None for d in dfs):
+        raise ValueError(f"dfs must be Student-t degrees of freedom (> 2); got {dfs!r}")
+    abs_z = np.abs(z).ravel()
+    fits = [(*_coverage_scale(abs_z * np.sqrt(d / (d - 2.0)), float(d), with_loss=True), float(d)) for d in dfs]
+    c, _, df = min(fits, key=lambda fit: fit[1])
+    return df, c
+
+
+def _coverage_scale(abs_z: np.ndarray, df: float | None, with_loss: bool = False) -> Any:
+    """The ``"coverage"`` criterion of :func:`fit_variance_scale` on standardised absolute residuals (and, with
+    ``with_loss``, its squared coverage gaps at that factor)."""
     sd_z = 1.0 if df is None else np.sqrt(df / (df - 2.0))
     levels = np.array(COVERAGE_LEVELS)
     q = np.array([central_quantile(float(lv), df) * sd_z for lv in levels])
@@ -188,5 +215,6 @@ def _coverage_scale(abs_z: np.ndarray, df: float | None) -> float:
     inside = np.searchsorted(ordered, np.exp(0.5 * _COVERAGE_GRID)[:, None] * q[None, :], side="right")
     loss = np.sum((inside / ordered.size - levels[None, :]) ** 2, axis=1)
     best = np.flatnonzero(loss == loss.min())
-    return float(np.exp(_COVERAGE_GRID[best[best.size // 2]]))
+    c = float(np.exp(_COVERAGE_GRID[best[best.size // 2]]))
+    return (c, float(loss.min())) if with_loss else c
 

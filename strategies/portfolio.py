@@ -108,7 +108,8 @@ class MultiTaskUncertainty(BNNUncertainty):
     finds the first one's model in the cache) and each reads its own head.
     """
 
-    params = (("task", 0),)
+    #: not standardised: one volatility per asset would be needed
+    params = (("task", 0), ("standardize", False))
     default_model_kwargs = {"hidden": (32,), "head_hidden": (16,), "kl_warmup": 20, "likelihood": "studentt"}
 
     def __init__(self) -> None:

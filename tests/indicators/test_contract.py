@@ -26,9 +26,9 @@ INDICATORS = {
     # the seasonal features read the bars' time stamps, which a replayed bar changes while it forms
     "BNNSeasonal": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
                                          n_samples=16, features=RISK_FEATURES + SEASONAL_FEATURES)),
-    # the target divided by the causal volatility feature, the lines scaled back by it
-    "BNNStandardized": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
-                                             n_samples=16, standardize=True)),
+    # the target not divided by the causal volatility feature (the default divides it and scales the lines back)
+    "BNNPlain": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
+                                      n_samples=16, standardize=False)),
     "Regime": (Regime, dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
     # the JEM's own probabilities (the default pools them with persistence and a volatility forecast)
     "RegimeJEM": (Regime, dict(horizon=6, pool=False, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
@@ -166,7 +166,7 @@ def test_no_look_ahead(reference, hours, tmp_path):
     assert not np.allclose(lines.iloc[t + 1:].to_numpy(), full.iloc[t + 1:].to_numpy())  # the shock is seen
 
 
-LABELLED = ("ScoreDirection", "BNNUncertainty", "BNNStandardized", "Regime", "RegimeJEM", "PersistenceRegime",
+LABELLED = ("ScoreDirection", "BNNUncertainty", "BNNPlain", "Regime", "RegimeJEM", "PersistenceRegime",
             "VolatilityRegime")
 # labels 20 bars ahead, an embargo of 3, a held-out tail of 12 rows: labels leaking past a fit bar would reach
 # into the fit rows, not only the tail (where they would touch early stopping and calibration alone)

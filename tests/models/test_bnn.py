@@ -71,6 +71,25 @@ def test_save_load_gives_identical_predictions(fitted, data, tmp_path):
     assert loaded.variance_scale_ == fitted.variance_scale_ != 1.0
 
 
+def test_fitted_shape_is_light_tailed_on_normal_noise_and_survives_save_load(data, tmp_path):
+    """The regression's noise is normal: with ``fit_df`` a network trained with t3 noise reports a near-normal
+    predictive (15 or more degrees of freedom), whose intervals cover; the fitted shape is in the checkpoint."""
+    (X, y, _), (Xv, yv, _) = data["train"], data["val"]
+    model = BayesianNN(1, hidden=(16, 16), likelihood="studentt", df=3.0, fit_df=True, kl_warmup=20, seed=0)
+    model.fit(X, y, X_val=Xv, y_val=yv, **FIT)
+    assert model.df >= 15.0 and model.net.df == 3.0
+    Xt, yt, _ = data["test"]
+    pred = model.predict(Xt)
+    coverage = interval_coverage(yt, pred.mean, pred.std, LEVELS, df=model.df)
+    assert all(abs(coverage[level] - level) <= 0.04 for level in LEVELS), coverage
+    model.save(tmp_path / "fit_df.pt")
+    loaded = BayesianNN.load(tmp_path / "fit_df.pt")
+    assert loaded.df == model.df
+    np.testing.assert_array_equal(loaded.predict(Xt[:50]).upper, model.predict(Xt[:50]).upper)
+    with pytest.raises(ValueError, match="fit_df=True fits the Student-t shape"):
+        BayesianNN(1, fit_df=True)
+
+
 def test_predict_is_deterministic_and_row_independent(fitted, data):
     X = data["test"][0][:50]
     batch = fitted.predict(X, n_samples=40)
