@@ -167,7 +167,12 @@ class BNNConfidence(SignalStrategy):
 class RegimeFilter(SignalStrategy):
     """A moving-average trend (the mean close of the last ``fast`` bars above that of the last ``slow``) traded only
     in the JEM's ``bull`` regime with at least ``min_confidence``; out when the regime is ``volatile`` or the trend
-    turns. Volatility-targeted on the trailing volatility (``RiskScale``)."""
+    turns. Volatility-targeted on the trailing volatility (``RiskScale``).
+
+    It reads the JEM's own classes (``Regime(pool=False)``): in ``Regime``'s default pool the classical forecasts
+    split the directional mass between ``bull`` and ``bear``, so ``bull`` is seldom the most probable class (the
+    default run's sample year: 0.0 % of bars; a 3,000-bar synthetic market: 2.5 %, the JEM's own 9.3 %) and the rule
+    would hardly enter."""
 
     params = (("fast", 24), ("slow", 168), ("min_confidence", 0.4))
 
@@ -175,7 +180,7 @@ class RegimeFilter(SignalStrategy):
         super().__init__()
         if not 0 < self.p.fast < self.p.slow:
             raise ValueError(f"RegimeFilter needs 0 < fast < slow; got fast={self.p.fast}, slow={self.p.slow}")
-        self.regime = self.model(Regime)
+        self.regime = self.model(Regime, pool=False)
         self.risk = RiskScale(self.data)
         self.attach_diagnostics()
 

@@ -89,6 +89,32 @@ def test_every_registered_strategy_runs_end_to_end(name, tmp_path_factory):
         assert page.count("data:image/png;base64,") >= 1
 
 
+def test_regime_filter_reads_the_jems_own_classes():
+    """regime_filter enters in the ``bull`` regime: it reads Regime(pool=False), whose most probable class is bull
+    far more often than the pooled Regime's (the classical forecasts split the directional mass)."""
+    import backtrader as bt
+
+    from btdensity.feeds import DataFrameFeed
+    from btdensity.indicators import Regime
+
+    class WithPooled(STRATEGIES["regime_filter"]):
+        def __init__(self):
+            super().__init__()
+            self.pooled = self.model(Regime)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(DataFrameFeed(dataname=synthetic_market(3000, seed=0)))
+    cerebro.addstrategy(WithPooled, walk_forward={**SMALL, "cache_dir": None})
+    strat = cerebro.run()[0]
+    assert strat.regime.p.pool is False and strat.pooled.p.pool is True
+
+    def bull_share(ind):
+        regime = np.asarray(ind.regime.array)
+        return np.mean(regime[np.isfinite(regime)] == 0)
+
+    assert bull_share(strat.regime) >= 0.05 and bull_share(strat.pooled) <= 0.5 * bull_share(strat.regime)
+
+
 def test_bad_strategy_parameters_are_named(tmp_path):
     df = synthetic_market(300)
     with pytest.raises(ValueError, match="core"):
