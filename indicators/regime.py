@@ -134,7 +134,8 @@ class Regime(WalkForwardIndicator):
         return max(lookback(self.feature_spec), lookback(VOLATILITY_FEATURES), int(self.p.horizon))
 
     def input_key(self) -> Any:
-        return ("Regime", self.feature_spec, int(self.p.horizon) if self.p.pool else None)
+        """Without ``pool`` the rows are the features' (shared with the other indicators reading them)."""
+        return ("RegimePool", self.feature_spec, int(self.p.horizon)) if self.p.pool else self.feature_spec
 
     def model_class(self) -> type:
         from .regime_pool import RegimePool
@@ -146,6 +147,7 @@ class Regime(WalkForwardIndicator):
             return JointEnergyClassifier(n_features, n_classes=len(REGIME_NAMES), seed=self.p.seed,
                                          **self.model_kwargs)
         from .regime_pool import RegimePool
+
         n_jem = n_features - len(VOLATILITY_FEATURES) - 2
         return RegimePool(JointEnergyClassifier(n_jem, n_classes=len(REGIME_NAMES), seed=self.p.seed,
                                                 **self.model_kwargs), len(VOLATILITY_FEATURES))
