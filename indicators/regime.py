@@ -146,9 +146,9 @@ class Regime(WalkForwardIndicator):
         if not self.p.pool:
             return JointEnergyClassifier(n_features, n_classes=len(REGIME_NAMES), seed=self.p.seed,
                                          **self.model_kwargs)
-        from .regime_pool import RegimePool
+        from .regime_pool import PREVIOUS_COLUMNS, RegimePool
 
-        n_jem = n_features - len(VOLATILITY_FEATURES) - 2
+        n_jem = n_features - len(VOLATILITY_FEATURES) - PREVIOUS_COLUMNS
         return RegimePool(JointEnergyClassifier(n_jem, n_classes=len(REGIME_NAMES), seed=self.p.seed,
                                                 **self.model_kwargs), len(VOLATILITY_FEATURES))
 

@@ -36,10 +36,10 @@ from .persistence import RegimeTransitions
 from .regime import regime_labels
 from .volatility_regime import VolatilityRegimeForecast
 
-__all__ = ["RegimePool"]
+__all__ = ["PREVIOUS_COLUMNS", "RegimePool"]
 
 _META_KEY = "regime_pool"
-_PREVIOUS = 2   # columns of the last known forward row
+PREVIOUS_COLUMNS = 2   # columns of the last known forward row
 
 
 class RegimePool:
@@ -62,10 +62,10 @@ class RegimePool:
 
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = np.asarray(X, dtype=np.float64)
-        expected = self.n_jem + self.n_volatility + _PREVIOUS
+        expected = self.n_jem + self.n_volatility + PREVIOUS_COLUMNS
         if X.ndim != 2 or X.shape[1] != expected:
             raise ValueError(f"RegimePool rows have {expected} columns (JEM features {self.n_jem}, volatility "
-                             f"features {self.n_volatility}, last forward row {_PREVIOUS}); got shape {X.shape}")
+                             f"features {self.n_volatility}, last forward row {PREVIOUS_COLUMNS}); got shape {X.shape}")
         a, b = self.n_jem, self.n_jem + self.n_volatility
         return X[:, :a], X[:, a:b], X[:, b:]
 

@@ -172,7 +172,7 @@ def fit_variance_scale(y: Any, mean: Any, std: Any, df: float | None = None, cri
     """
     z, df = _standardise(y, mean, std, df)  # fail early, before the search, on bad input
     if criterion == "coverage":
-        return _coverage_scale(np.abs(z).ravel(), df)
+        return _coverage_fit(np.abs(z).ravel(), df)[0]
     if criterion != "nll":
         raise ValueError(f"criterion must be 'nll' or 'coverage'; got {criterion!r}")
     std = np.asarray(std, dtype=np.float64)
@@ -199,14 +199,14 @@ def fit_shape_and_scale(y: Any, mean: Any, std: Any, dfs: Sequence[float] = SHAP
     if not dfs or any(_check_df(d) is None for d in dfs):
         raise ValueError(f"dfs must be Student-t degrees of freedom (> 2); got {dfs!r}")
     abs_z = np.abs(z).ravel()
-    fits = [(*_coverage_scale(abs_z * np.sqrt(d / (d - 2.0)), float(d), with_loss=True), float(d)) for d in dfs]
+    fits = [(*_coverage_fit(abs_z * np.sqrt(d / (d - 2.0)), float(d)), float(d)) for d in dfs]
     c, _, df = min(fits, key=lambda fit: fit[1])
     return df, c
 
 
-def _coverage_scale(abs_z: np.ndarray, df: float | None, with_loss: bool = False) -> Any:
-    """The ``"coverage"`` criterion of :func:`fit_variance_scale` on standardised absolute residuals (and, with
-    ``with_loss``, its squared coverage gaps at that factor)."""
+def _coverage_fit(abs_z: np.ndarray, df: float | None) -> tuple[float, float]:
+    """``(c, loss)``: the ``"coverage"`` criterion of :func:`fit_variance_scale` on standardised absolute residuals,
+    and its sum of squared coverage gaps at that factor."""
     sd_z = 1.0 if df is None else np.sqrt(df / (df - 2.0))
     levels = np.array(COVERAGE_LEVELS)
     q = np.array([central_quantile(float(lv), df) * sd_z for lv in levels])
@@ -215,6 +215,5 @@ def _coverage_scale(abs_z: np.ndarray, df: float | None, with_loss: bool = False
     inside = np.searchsorted(ordered, np.exp(0.5 * _COVERAGE_GRID)[:, None] * q[None, :], side="right")
     loss = np.sum((inside / ordered.size - levels[None, :]) ** 2, axis=1)
     best = np.flatnonzero(loss == loss.min())
-    c = float(np.exp(_COVERAGE_GRID[best[best.size // 2]]))
-    return (c, float(loss.min())) if with_loss else c
+    return float(np.exp(_COVERAGE_GRID[best[best.size // 2]])), float(loss.min())
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from typing import Any
 
 import numpy as np
 
 from .checks import check_array
-from .json_checkpoint import read_json_checkpoint, write_json_checkpoint
+from .json_checkpoint import JsonStateModel
 from .standardizer import Standardizer
 
 __all__ = ["GaussianMixtureModel", "GaussianModel"]
@@ -40,7 +39,7 @@ def _precision_cholesky(cov: np.ndarray) -> np.ndarray:
     return np.linalg.solve(chol, np.eye(cov.shape[0])).T
 
 
-class _GaussianFamily:
+class _GaussianFamily(JsonStateModel):
     """Shared machinery: standardisation, component parameters in the standardised space, log-density, files."""
 
     def __init__(self, n_features: int, *, seed: int = 0, **hyper: Any):
@@ -142,24 +141,20 @@ class _GaussianFamily:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
-    def save(self, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
-        """Write the model to ``path`` atomically (JSON, no pickle); ``meta`` comes back as ``meta_`` from
-        :meth:`load`."""
+    def state(self) -> dict[str, Any]:
+        """The fitted model as JSON values, bit-identical when loaded (``save`` / ``load``: :class:`JsonStateModel`)."""
         self._require_fitted()
         arrays = (self.scaler.mean, self.scaler.scale, self._weights, self._means, self._covs, self._prec_chols)
-        state = {"config": self.get_config(), "history": self.history_,
-                 **{name: a.tolist() for name, a in zip(_ARRAYS, arrays)}}
-        write_json_checkpoint(path, type(self).__name__, state, meta)
+        return {"config": self.get_config(), "history": self.history_,
+                **{name: a.tolist() for name, a in zip(_ARRAYS, arrays)}}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "_GaussianFamily":
-        """The model :meth:`save` wrote (bit-identical parameters); ValueError for a file of another kind."""
-        state, meta = read_json_checkpoint(path, cls.__name__)
+    def from_state(cls, state: dict[str, Any]) -> "_GaussianFamily":
         a = {name: np.array(state[name], dtype=np.float64) for name in _ARRAYS}
         model = cls(**state["config"])
         model.scaler = Standardizer(a["scaler_mean"], a["scaler_scale"])
         model._set(a["weights"], a["means"], a["covariances"], a["precisions_cholesky"])
-        model.history_, model.meta_ = state["history"], meta
+        model.history_ = state["history"]
         return model
 
 

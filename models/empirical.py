@@ -6,17 +6,16 @@ through the same walk-forward schedule and model cache as the deep models.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-from .json_checkpoint import read_json_checkpoint, write_json_checkpoint
+from .json_checkpoint import JsonStateModel
 
 __all__ = ["EmpiricalSample"]
 
 
-class EmpiricalSample:
+class EmpiricalSample(JsonStateModel):
     """The finite values given to ``fit``, in their order (``values_``, float64, read-only).
 
     >>> EmpiricalSample().fit([3.0, 1.0, np.nan, 2.0]).values_.tolist()
@@ -47,14 +46,10 @@ class EmpiricalSample:
         self._require_fitted()
         return self
 
-    def save(self, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
-        """Write the sample and ``meta`` to ``path`` (JSON, atomically)."""
-        write_json_checkpoint(path, type(self).__name__, {"values": self._require_fitted().tolist()}, meta)
+    def state(self) -> dict[str, Any]:
+        """The sample as JSON values (``save`` / ``load``: :class:`JsonStateModel`)."""
+        return {"values": self._require_fitted().tolist()}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "EmpiricalSample":
-        """The sample saved in ``path``, with its ``meta`` as ``meta_``."""
-        state, meta = read_json_checkpoint(path, cls.__name__)
-        model = cls().fit(state["values"])
-        model.meta_ = meta
-        return model
+    def from_state(cls, state: dict[str, Any]) -> "EmpiricalSample":
+        return cls().fit(state["values"])

@@ -13,21 +13,20 @@ back: ``omega`` and ``mu`` (and everything the model returns) are in the units o
 """
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
 import numpy as np
 from scipy.special import stdtrit
 
-from .json_checkpoint import read_json_checkpoint, write_json_checkpoint
+from .json_checkpoint import JsonStateModel
 
 __all__ = ["GarchT"]
 
 PARAM_NAMES = ("mu", "omega", "alpha", "beta", "nu")
 
 
-class GarchT:
+class GarchT(JsonStateModel):
     """GARCH(1,1)-t with a constant mean. ``fit(returns)`` estimates ``mu, omega, alpha, beta, nu`` by maximum
     likelihood (``arch.arch_model(..., mean="Constant", vol="GARCH", p=1, q=1, dist="t")``, deterministic);
     ``forecast(windows, horizon)`` gives the mean and variance of the log return over the next ``horizon`` bars
@@ -143,21 +142,17 @@ class GarchT:
         self._require_fitted()
         return self
 
-    def save(self, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
-        """Write the parameters and ``meta`` to ``path`` (JSON, atomically)."""
-        state = {**self.params_, "var0": self.var0_, "loglik": self.loglik_, "n_obs": self.n_obs_,
-                 "converged": self.converged_}
-        write_json_checkpoint(path, type(self).__name__, state, meta)
+    def state(self) -> dict[str, Any]:
+        """The parameters as JSON values (``save`` / ``load``: :class:`JsonStateModel`)."""
+        return {**self.params_, "var0": self.var0_, "loglik": self.loglik_, "n_obs": self.n_obs_,
+                "converged": self.converged_}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GarchT":
-        """The model saved in ``path``, with its ``meta`` as ``meta_``."""
-        state, meta = read_json_checkpoint(path, cls.__name__)
+    def from_state(cls, state: dict[str, Any]) -> "GarchT":
         model = cls()
         model._set(*(float(state[name]) for name in PARAM_NAMES))
         model.var0_, model.loglik_ = float(state["var0"]), state["loglik"]
         model.n_obs_, model.converged_ = int(state["n_obs"]), bool(state["converged"])
-        model.meta_ = meta
         return model
 
     def __repr__(self) -> str:
