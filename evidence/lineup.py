@@ -31,7 +31,7 @@ FAMILIES = {
                       "How likely is today's market state? (out-of-sample log-likelihood of the features)"),
     "gate": Family("gate", ("LogDensity", "Energy"), ("RealizedVolGate", "GaussianDensity", "MixtureDensity"),
                    "Does the unusual-state score see large moves coming? (AUROC for the next bars' largest moves)"),
-    "forecast": Family("forecast", ("BNNUncertainty",), ("GarchForecast",),
+    "forecast": Family("forecast", ("BNNUncertainty",), ("GarchForecast", "HarForecast"),
                        "How good is the forecast distribution of the next return? (pinball, CRPS, NLL, coverage)"),
     "direction": Family("direction", ("ScoreDirection",), ("MomentumDirection",),
                         "Does the direction signal rank the next returns? (rank IC, sign agreement)"),
@@ -51,7 +51,7 @@ def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 2
     params = {"LogDensity": {"model": "realnvp", "alpha": alpha}, "GaussianDensity": {"alpha": alpha},
               "MixtureDensity": {"alpha": alpha}, "Energy": {}, "RealizedVolGate": {"alpha": alpha},
               "BNNUncertainty": {"horizon": horizon, "level": level},
-              "GarchForecast": {"horizon": horizon, "level": level},
+              "GarchForecast": {"horizon": horizon, "level": level}, "HarForecast": {"horizon": horizon, "level": level},
               "ScoreDirection": {"horizon": horizon}, "MomentumDirection": {},
               "Regime": {"horizon": regime_horizon}, "PersistenceRegime": {"horizon": regime_horizon},
               "VolatilityRegime": {"horizon": regime_horizon}}
@@ -77,7 +77,7 @@ def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 2
 #: model indicators that also get an adaptive-conformal companion (columns ``Adaptive<name>.*``): the forecasts'
 #: intervals and the density gate, re-calibrated from realised outcomes (``btdensity.indicators.adaptive``)
 ADAPTIVE = {"BNNUncertainty": "AdaptiveInterval", "GarchForecast": "AdaptiveInterval",
-            "LogDensity": "AdaptiveGate"}
+            "HarForecast": "AdaptiveInterval", "LogDensity": "AdaptiveGate"}
 
 
 class _Lineup(bt.Strategy):

@@ -1,6 +1,6 @@
 """backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``), and the
 classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
-``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` for ``BNNUncertainty``, ``MomentumDirection``
+``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` and ``HarForecast`` for ``BNNUncertainty``, ``MomentumDirection``
 for ``ScoreDirection``, ``PersistenceRegime`` and ``VolatilityRegime`` for ``Regime``); ``LatentRegime``, regimes as
 clusters of the flow's latent codes; ``BNNHorizons`` forecasts several horizons at once, ``SequenceUncertainty`` reads
 the last bars' features with a Bayesian sequence model."""
@@ -9,8 +9,10 @@ from .base import WalkForwardIndicator
 from .density import LogDensity
 from .density_baselines import GaussianDensity, MixtureDensity
 from .energy import Energy
-from .features import ALL_FEATURES, DEFAULT_FEATURES, RISK_FEATURES, SEASONAL_FEATURES, market_features
+from .features import (ALL_FEATURES, DEFAULT_FEATURES, RISK_FEATURES, SCALE_FEATURES, SEASONAL_FEATURES,
+                       market_features)
 from .garch import GarchForecast
+from .har_forecast import HarForecast
 from .horizons import BNNHorizons
 from .latent_regime import LatentRegime
 from .persistence import PersistenceRegime
@@ -24,8 +26,8 @@ from .uncertainty import BNNUncertainty, SequenceUncertainty
 from .volatility_regime import VolatilityRegime
 
 __all__ = ["ALL_FEATURES", "AdaptiveGate", "AdaptiveInterval", "BNNHorizons", "BNNUncertainty",
-           "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity", "LatentRegime", "LogDensity",
-           "MixtureDensity", "MomentumDirection", "PersistenceRegime", "REGIME_NAMES", "RISK_FEATURES",
-           "RealizedVolGate", "Regime", "SEASONAL_FEATURES", "ScenarioFan", "ScoreDirection",
+           "DEFAULT_FEATURES", "Energy", "GarchForecast", "GaussianDensity", "HarForecast", "LatentRegime",
+           "LogDensity", "MixtureDensity", "MomentumDirection", "PersistenceRegime", "REGIME_NAMES", "RISK_FEATURES",
+           "RealizedVolGate", "Regime", "SCALE_FEATURES", "SEASONAL_FEATURES", "ScenarioFan", "ScoreDirection",
            "SequenceUncertainty", "TailRisk", "VolatilityRegime", "WalkForwardIndicator", "WalkForwardSettings",
            "market_features", "scenario_fans", "simulate_scenarios"]

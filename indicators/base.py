@@ -167,6 +167,10 @@ class WalkForwardIndicator(bt.Indicator):
         Default: ``market_features`` of the ``features`` parameter."""
         return market_features(*(arrays[name] for name in OHLCV), spec=self.feature_spec, time=arrays.get("time"))
 
+    def feature_names(self) -> tuple[str, ...]:
+        """The features of the input rows (``feature_spec``): the ``features`` parameter."""
+        return tuple(self.p.features)
+
     def input_lookback(self) -> int:
         """Bars before ``t`` that row ``t`` of ``inputs`` reads (its first rows are NaN)."""
         return lookback(self.feature_spec)
@@ -198,7 +202,7 @@ class WalkForwardIndicator(bt.Indicator):
         if missing:
             raise ValueError(f"{type(self).__name__} needs a data feed with OHLCV lines; "
                              f"missing {missing} (pass the data feed, not one of its lines)")
-        self.feature_spec = tuple(self.p.features)
+        self.feature_spec = self.feature_names()
         horizon = max(int(self.p.horizon), 1) if self.uses_labels else 0
         self.spec = WalkForwardSpec(first_row=self.input_lookback(), train_bars=int(self.p.train_bars),
                                     retrain_every=int(self.p.retrain_every), horizon=horizon,

@@ -9,7 +9,7 @@ import numpy as np
 
 from btdensity.models.garch import GarchT
 
-from .base import WalkForwardIndicator
+from .classical_forecast import ClassicalForecast
 from .trailing import log_returns, trailing_windows
 
 __all__ = ["GarchForecast"]
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 TRUNCATION_WARNING = 1e-3
 
 
-class GarchForecast(WalkForwardIndicator):
+class GarchForecast(ClassicalForecast):
     """Predictive ``mean`` and ``std`` of the log return over the next ``horizon`` bars under GARCH(1,1)-t, and the
     central interval ``lower`` … ``upper`` at ``level``.
 
@@ -42,23 +42,10 @@ class GarchForecast(WalkForwardIndicator):
     closer to normal than one step, and heavier-tailed than normal through the variance's own randomness).
     """
 
-    takes_fit_kwargs = False
-    #: every row so far, as ``BNNUncertainty``: the baseline gets the data its model gets (on BTC/USDT hourly
-    #: 2017-19 its 5 % / 95 % pinball loss fell 0.9 % against 2,000-bar windows)
-    default_expanding = True
-
-    #: ``epistemic`` (0: GARCH's parameters are taken as known) and ``aleatoric`` (= ``std``) make it a drop-in for
-    #: ``BNNUncertainty`` in strategies and sizers that read those lines
-    lines = ("mean", "std", "lower", "upper", "epistemic", "aleatoric")
-    params = (("horizon", 1), ("level", 0.9), ("memory", 500))
-    plotinfo = dict(subplot=True, plothlines=[0.0], plotname="GARCH forecast")
-    plotlines = dict(std=dict(_plotskip=True), epistemic=dict(_plotskip=True), aleatoric=dict(_plotskip=True),
-                     mean=dict(color="#1f77b4"),
-                     lower=dict(color="#aaaaaa", linestyle="--"), upper=dict(color="#aaaaaa", linestyle="--"))
+    params = (("memory", 500),)
+    plotinfo = dict(plotname="GARCH forecast")
 
     def __init__(self) -> None:
-        if not 0.0 < self.p.level < 1.0:
-            raise ValueError(f"GarchForecast(level={self.p.level}): level must be in (0, 1)")
         if int(self.p.horizon) < 1 or int(self.p.memory) < 1:
             raise ValueError(f"GarchForecast(horizon={self.p.horizon}, memory={self.p.memory}): both must be >= 1")
         super().__init__()

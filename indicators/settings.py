@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .features import DEFAULT_FEATURES, RISK_FEATURES, lookback
+from .features import DEFAULT_FEATURES, RISK_FEATURES, SCALE_FEATURES, lookback
 
 __all__ = ["DEVICES", "JOBS_ENV", "LONGEST_HORIZON", "WARM_EPOCHS", "WalkForwardSettings",
            "resolve_device", "resolve_jobs"]
@@ -102,7 +102,7 @@ class WalkForwardSettings:
     ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``) is where models are fitted and evaluated.
 
     >>> WalkForwardSettings(train_bars=1000).warmup_bars()
-    1073
+    1193
     >>> WalkForwardSettings.from_mapping({"train_bar": 1000})
     Traceback (most recent call last):
     ...
@@ -189,7 +189,7 @@ class WalkForwardSettings:
         return params
 
     def warmup_bars(self, horizon: int = LONGEST_HORIZON,
-                    features: Sequence[str] = DEFAULT_FEATURES + RISK_FEATURES) -> int:
+                    features: Sequence[str] = DEFAULT_FEATURES + RISK_FEATURES + SCALE_FEATURES) -> int:
         """Bars an indicator with these settings needs before its first value (its minimum period): the features'
         lookback, a training window, the label ``horizon`` and the embargo, and the bar itself. With the defaults
         (the model indicators' default features and the longest label horizon) every model indicator of the suite

@@ -100,7 +100,9 @@ class BayesianNN(BaseModel):
     rises linearly to 1 (early stopping watches only epochs after it); ``init_scale`` of the
     variational standard deviations; ``n_draws`` posterior draws taken once for ``predict``; ``fit_df``: the
     predictive's Student-t shape is fitted on the validation split with the variance scale (the likelihood's
-    ``df`` is the prior guess the network trains with).
+    ``df`` is the prior guess the network trains with); ``zero_mean``: the predictive is centred at zero, not at the
+    network's mean (the network still learns a mean, so that its noise scale is the scale around it; ``mean`` is 0,
+    the interval symmetric about 0 and recalibrated there, ``epistemic`` still the spread of the draws' means).
 
     ``fit(X, y, X_val=None, y_val=None, epochs=..., batch_size=..., lr=..., patience=...,
     val_fraction=...)``: without ``X_val`` a random ``val_fraction`` of the rows is held out. The
@@ -115,7 +117,8 @@ class BayesianNN(BaseModel):
                  guide: str = "normal", prior_scale: float = 1.0, n_outputs: int = 1, *, df: float = 5.0,
                  activation: str = "relu", kl_warmup: int = 50, init_scale: float = 0.01,
                  rank: int | None = None, n_draws: int = 100, nuts_warmup: int = 200,
-                 nuts_max_tree_depth: int = 8, fit_df: bool = False, seed: int = 0, device: str | None = None):
+                 nuts_max_tree_depth: int = 8, fit_df: bool = False, zero_mean: bool = False, seed: int = 0,
+                 device: str | None = None):
         hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
         if not all(isinstance(h, (int, np.integer)) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must be a sequence of positive integer widths; got {hidden!r}")
@@ -139,7 +142,7 @@ class BayesianNN(BaseModel):
                          kl_warmup=int(kl_warmup), init_scale=float(init_scale),
                          rank=None if rank is None else int(rank), n_draws=int(n_draws),
                          nuts_warmup=int(nuts_warmup), nuts_max_tree_depth=int(nuts_max_tree_depth),
-                         **({"fit_df": True} if fit_df else {}))
+                         **({"fit_df": True} if fit_df else {}), **({"zero_mean": True} if zero_mean else {}))
         self.n_outputs = int(n_outputs)
         self.likelihood = likelihood
         self.guide = guide
@@ -360,7 +363,10 @@ class BayesianNN(BaseModel):
         Z = self._prepare(X)
         y = check_target(y, Z.shape[0], "y", self.n_outputs)
         mean, epi, ale = self._moments(Z, self._draws)
-        args = (self.y_scaler.transform(y), mean.cpu().numpy(), (epi + ale).sqrt().cpu().numpy())
+        mean = mean.cpu().numpy()
+        if self.hyper.get("zero_mean"):   # 0 in the target's units
+            mean = np.broadcast_to(self.y_scaler.transform(np.zeros((1, self.n_outputs))), mean.shape)
+        args = (self.y_scaler.transform(y), mean, (epi + ale).sqrt().cpu().numpy())
         if self.hyper.get("fit_df"):
             self.df, self.variance_scale_ = fit_shape_and_scale(*args)
         else:
@@ -381,6 +387,8 @@ class BayesianNN(BaseModel):
         y_scale = self.y_scaler.scale
         c = np.sqrt(np.asarray(self.variance_scale_, dtype=np.float64))   # one scale, or one per output
         mean = mean.to("cpu", torch.float64).numpy() * y_scale + self.y_scaler.mean
+        if self.hyper.get("zero_mean"):
+            mean = np.zeros_like(mean)
         epistemic = np.sqrt(epi.to("cpu", torch.float64).numpy()) * (c * y_scale)
         aleatoric = np.sqrt(ale.to("cpu", torch.float64).numpy()) * (c * y_scale)
         std = np.sqrt(epistemic ** 2 + aleatoric ** 2)

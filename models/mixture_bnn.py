@@ -52,7 +52,10 @@ class MixtureBNN(BayesianNN):
         c = math.sqrt(self.variance_scale_)
         center = loc.mean(axis=1, keepdims=True)
         y_mean, y_scale = self.y_scaler.mean, self.y_scaler.scale
-        return (center + c * (loc - center)) * y_scale + y_mean, c * scale * y_scale
+        spread = c * (loc - center) * y_scale
+        if self.hyper.get("zero_mean"):   # the mixture centred at zero, as predict's mean
+            return spread, c * scale * y_scale
+        return center * y_scale + y_mean + spread, c * scale * y_scale
 
     def sample(self, X: Any, n_samples: int, n_draws: int = 100, seed: int | None = None) -> np.ndarray:
         """``n_samples`` draws of the targets given each row of ``X`` from the predictive mixture: shape ``(n,

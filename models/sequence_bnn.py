@@ -68,7 +68,8 @@ class SequenceBNN(BayesianNN):
     Parameters: ``n_features`` per bar; ``seq_len`` bars per window; ``hidden`` width of the recurrent state;
     ``cell`` ``"gru"`` or ``"lstm"``; ``likelihood`` ``"gaussian"`` or ``"studentt"`` (with ``df`` > 2);
     ``prior_scale`` of the output layer's weight priors; ``n_outputs`` targets; ``kl_warmup`` epochs of KL annealing;
-    ``init_scale`` of the variational standard deviations; ``n_draws`` posterior draws taken once for ``predict``.
+    ``init_scale`` of the variational standard deviations; ``n_draws`` posterior draws taken once for ``predict``;
+    ``zero_mean`` as :class:`~btdensity.models.bnn.BayesianNN`'s.
 
     ``fit(X, y, X_val=None, y_val=None, epochs=..., batch_size=..., lr=..., weight_decay=..., patience=...,
     val_fraction=...)``: ``weight_decay`` applies to the body; ``predict(X, n_samples, level)`` as
@@ -79,8 +80,8 @@ class SequenceBNN(BayesianNN):
 
     def __init__(self, n_features: int, seq_len: int, hidden: int = 16, cell: str = "gru",
                  likelihood: str = "studentt", prior_scale: float = 1.0, n_outputs: int = 1, *, df: float = 5.0,
-                 kl_warmup: int = 10, init_scale: float = 0.01, n_draws: int = 100, seed: int = 0,
-                 device: str | None = None):
+                 kl_warmup: int = 10, init_scale: float = 0.01, n_draws: int = 100, zero_mean: bool = False,
+                 seed: int = 0, device: str | None = None):
         for name, value in (("seq_len", seq_len), ("hidden", hidden), ("n_outputs", n_outputs)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -92,7 +93,7 @@ class SequenceBNN(BayesianNN):
         BaseModel.__init__(self, n_features, seed=seed, device=device, seq_len=int(seq_len), hidden=int(hidden),
                            cell=cell, likelihood=likelihood, prior_scale=float(prior_scale), n_outputs=int(n_outputs),
                            df=float(df), kl_warmup=int(kl_warmup), init_scale=float(init_scale),
-                           n_draws=int(n_draws))
+                           n_draws=int(n_draws), **({"zero_mean": True} if zero_mean else {}))
         self.seq_len = int(seq_len)
         self.hidden = int(hidden)
         self.cell = cell

@@ -73,8 +73,8 @@ class DensityGatedStrategy(RiskManaged, ModelStrategy):
                                   reopen_bars=p.reopen_bars)
         if p.core == "score" or p.diagnostics:
             self.direction = self.model(ScoreDirection)
-        if "bnn" in (p.core, p.vol, p.edge):
-            self.uncertainty = self.model(BNNUncertainty)
+        if "bnn" in (p.core, p.vol, p.edge):   # the core and the edge read the network's mean
+            self.uncertainty = self.model(BNNUncertainty, zero_mean="bnn" not in (p.core, p.edge))
         self.attach_diagnostics()
         self.risk = RiskScale(self.data, vol=p.vol != "none", risk=self.uncertainty if p.vol == "bnn" else None,
                               vol_halflife=p.vol_halflife, reference_bars=p.reference_bars,

@@ -142,7 +142,7 @@ class BNNConfidence(SignalStrategy):
 
     def __init__(self) -> None:
         super().__init__()
-        self.uncertainty = self.model(BNNUncertainty)
+        self.uncertainty = self.model(BNNUncertainty, zero_mean=False)   # it trades the sign of the mean
         self.risk = RiskScale(self.data, risk=self.uncertainty, target_vol=self.p.target_vol,
                               max_scale=self.p.max_leverage, vol_halflife=self.p.vol_halflife)
         self.attach_diagnostics()

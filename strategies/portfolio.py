@@ -108,8 +108,8 @@ class MultiTaskUncertainty(BNNUncertainty):
     finds the first one's model in the cache) and each reads its own head.
     """
 
-    #: not standardised: one volatility per asset would be needed
-    params = (("task", 0), ("standardize", False))
+    #: not standardised: one volatility per asset would be needed; the portfolio reads the heads' means
+    params = (("task", 0), ("standardize", False), ("zero_mean", False))
     default_model_kwargs = {"hidden": (32,), "head_hidden": (16,), "kl_warmup": 20, "likelihood": "studentt"}
 
     def __init__(self) -> None:
@@ -123,6 +123,9 @@ class MultiTaskUncertainty(BNNUncertainty):
         if self.p.standardize:
             raise ValueError("MultiTaskUncertainty(standardize=True) is not supported: the assets' returns would need "
                              "one volatility each; use one BNNUncertainty(standardize=True) per feed")
+        if self.p.zero_mean:
+            raise ValueError("MultiTaskUncertainty(zero_mean=True) is not supported: the multi-task network's heads "
+                             "forecast each asset's mean; use one BNNUncertainty(zero_mean=True) per feed")
         self.n_tasks = len(self.datas)
         super().__init__()
 
@@ -210,7 +213,8 @@ class UncertaintyPortfolio(RiskManaged, ModelStrategy):
         of the multi-task network."""
         if self.p.multitask:
             return MultiTaskUncertainty(*self.datas, task=i, **self.walk_forward.indicator_params())
-        return self.model(BNNUncertainty, data=data)   # the walk-forward settings and the replace swaps
+        # the weights and the directions read the network's mean forecast
+        return self.model(BNNUncertainty, data=data, zero_mean=False)   # the walk-forward settings, the replace swaps
 
     # ------------------------------------------------------------------ trading
     def core(self) -> float:   # the assets' weights are decided together in rebalance()

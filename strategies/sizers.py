@@ -111,7 +111,8 @@ class UncertaintySizer(_FractionSizer):
     (default: the indicator's own ``horizon`` parameter, else 1); per bar it is ``σ / sqrt(horizon)``.
     The fraction of value is ``min(target_vol / σ_bar, max_leverage)``; with ``kelly_fraction`` it is
     further capped by ``kelly_fraction × d × mean / σ²`` (``d`` = +1 for a buy, −1 for a sell; the
-    ratio is horizon-free), so a forecast against the order's direction sizes 0.
+    ratio is horizon-free), so a forecast against the order's direction sizes 0; the cap needs the network's mean,
+    ``BNNUncertainty(zero_mean=False)`` (by default the forecast is centred at zero: a ValueError says so).
     """
 
     params = (("uncertainty", "uncertainty"), ("target_vol", 0.01), ("max_leverage", 1.0),
@@ -134,6 +135,9 @@ class UncertaintySizer(_FractionSizer):
             if not hasattr(ind, name):
                 raise ValueError(f"UncertaintySizer: {type(ind).__name__} has no {name!r} line; "
                                  "pass a BNNUncertainty indicator")
+        if self.p.kelly_fraction is not None and getattr(getattr(ind, "p", None), "zero_mean", False):
+            raise ValueError("UncertaintySizer(kelly_fraction=...) sizes by the forecast's mean: give it a "
+                             "BNNUncertainty(zero_mean=False) (by default the forecast is centred at zero)")
         mean, epi, alea = float(ind.mean[0]), float(ind.epistemic[0]), float(ind.aleatoric[0])
         var = epi * epi + alea * alea
         if not (math.isfinite(mean) and math.isfinite(var)):

@@ -70,7 +70,7 @@ def test_repeated_data_and_comma_lists_name_the_assets():
 @pytest.mark.parametrize("extra, message", [
     (["--data", "sample", "--data", "LATE"], "--data: data set 'late' ("),
     (["--data", "sample,sample:seed=3", "--strategy", "uncertainty_portfolio"],
-     "share 300 bars (2023-01-01 00:00:00+00:00 .. 2023-01-13 11:00:00+00:00); at least 2074 are needed "
+     "share 300 bars (2023-01-01 00:00:00+00:00 .. 2023-01-13 11:00:00+00:00); at least 2194 are needed "
      "(the walk-forward's warm-up with --train-bars 2000)"),
     (["--data", "sample:seed=x,sample"], "'sample:seed=x': the sample market takes 'sample' or 'sample:seed=N'"),
     (["--data", "sample", "--data", "sample"], "--data sample is given twice"),

@@ -138,7 +138,7 @@ def test_scorecard_end_to_end_writes_every_comparison(small_card):
     doc = json.loads(paths["json"].read_text())
     pairs = {(c["family"], c["model"], c["baseline"]) for c in doc["comparisons"]}
     assert {("density", "LogDensity", "MixtureDensity"), ("forecast", "BNNUncertainty", "GarchForecast"),
-            ("direction", "ScoreDirection", "MomentumDirection"), ("regime", "Regime", "PersistenceRegime"),
+            ("forecast", "BNNUncertainty", "HarForecast"), ("direction", "ScoreDirection", "MomentumDirection"), ("regime", "Regime", "PersistenceRegime"),
             ("gate", "Energy", "RealizedVolGate")} <= pairs
     assert all(c["verdict"] in ("better", "no different", "worse") for c in doc["comparisons"])
     assert doc["families"]["gate"]["indicators"] and doc["families"]["forecast"]["indicators"]

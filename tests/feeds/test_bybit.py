@@ -326,9 +326,9 @@ def test_command_line_backtest_and_paper_trading_against_the_local_server(bybit_
     assert fake.count("kline") == 2
 
     # --live: the server clock runs at 2 simulated hours per second; two live bars, then --until stops.
-    # No --backfill: the models' warm-up for --train-bars 50 (features' lookback + 50 + Regime's 24-bar horizon + 1)
-    # is loaded first
-    warmup = 48 + 50 + 24 + 1
+    # No --backfill: the models' warm-up for --train-bars 50 (the features' lookback, a week for BNNUncertainty's
+    # volatility regression, + 50 + Regime's 24-bar horizon + 1) is loaded first
+    warmup = 168 + 50 + 24 + 1
     fake.now = fake.now - fake.now % HOUR + 59 * 60_000
     until = pd.Timestamp(fake.now - 59 * 60_000 + HOUR, unit="ms", tz="UTC")  # opens 1 min from now
     fake.clock_speed = 7200.0

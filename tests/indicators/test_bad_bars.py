@@ -7,7 +7,7 @@ import pytest
 
 from btdensity.feeds import DataFrameFeed, synthetic_market
 from btdensity.indicators import Energy, WalkForwardSettings
-from btdensity.indicators.features import market_features
+from btdensity.indicators.features import DEFAULT_FEATURES, market_features
 from btdensity.runner import BacktestConfig, backtest
 
 ENERGY = dict(train_bars=200, retrain_every=150, cache_dir=None, model_kwargs={"hidden": (8,)},
@@ -39,8 +39,9 @@ def energy_values(df, runonce):
 
 
 def test_minute_backtest_with_flat_hours_runs_with_finite_lines(tmp_path):
-    """Flat hours in the first training window (bars 250-309 of rows 48-347) and in the evaluated span (from bar
-    372), some of which later windows train on too: the run finishes and every model line is finite."""
+    """Flat hours in the first training window (bars 250-309 of rows 48-347) and in the evaluated span (every model
+    line from bar 492: the BNN's volatility regression reads a week of bars), some of which later windows train on
+    too: the run finishes and every model line is finite."""
     df = flat_hours(synthetic_market(1600, freq="1min", seed=5), (250, 700, 1200, 1500))
     settings = WalkForwardSettings(train_bars=300, retrain_every=400, cache_dir=str(tmp_path), fit_kwargs={"epochs": 3})
     result = backtest(df, BacktestConfig("density_gated", walk_forward=settings))
@@ -48,7 +49,8 @@ def test_minute_backtest_with_flat_hours_runs_with_finite_lines(tmp_path):
     warm = settings.warmup_bars() - 1                   # the first bar with a value of every model indicator
     assert lines.shape[0] == len(df) and result.lines.columns.str.startswith("LogDensity.").any()
     assert np.isfinite(lines[warm:]).all()
-    assert np.isnan(lines[:warm - 24]).all()            # nothing before the first fit
+    first = settings.warmup_bars(horizon=0, features=DEFAULT_FEATURES) - 1   # the earliest first fit of any of them
+    assert np.isnan(lines[:first]).all()                # nothing before the first fit
 
 
 @pytest.mark.parametrize("runonce", [True, False])

@@ -7,13 +7,16 @@ import pytest
 from btdensity.feeds import DataFrameFeed, synthetic_market
 from btdensity.feeds.ohlcv import resample_ohlcv
 from btdensity.indicators import BNNUncertainty, Energy, LogDensity, Regime, ScoreDirection
-from btdensity.indicators.features import RISK_FEATURES, SEASONAL_FEATURES
+from btdensity.indicators.features import RISK_FEATURES, SCALE_FEATURES, SEASONAL_FEATURES
 from btdensity.indicators.density_baselines import GaussianDensity, MixtureDensity
 from btdensity.indicators.garch import GarchForecast
+from btdensity.indicators.har_forecast import HarForecast
 from btdensity.indicators.persistence import PersistenceRegime
 from btdensity.indicators.volatility_regime import VolatilityRegime
 from btdensity.indicators.statistic_baselines import MomentumDirection, RealizedVolGate
 from btdensity.indicators.walkforward import FitCache
+
+from .conftest import DAY_SCALE_FEATURES
 
 SMALL = dict(train_bars=240, retrain_every=200, quiet=True)
 INDICATORS = {
@@ -22,13 +25,15 @@ INDICATORS = {
     "LogDensity": (LogDensity, dict(model_kwargs={"n_layers": 2, "hidden": 16}, fit_kwargs={"epochs": 6})),
     "ScoreDirection": (ScoreDirection, dict(model_kwargs={"hidden": 16}, fit_kwargs={"epochs": 6}, consistency_bars=6)),
     "BNNUncertainty": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
-                                            n_samples=16)),
+                                            n_samples=16, scale_features=DAY_SCALE_FEATURES)),
     # the seasonal features read the bars' time stamps, which a replayed bar changes while it forms
     "BNNSeasonal": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
-                                         n_samples=16, features=RISK_FEATURES + SEASONAL_FEATURES)),
-    # the target not divided by the causal volatility feature (the default divides it and scales the lines back)
+                                         n_samples=16, features=RISK_FEATURES + SEASONAL_FEATURES,
+                                         scale_features=DAY_SCALE_FEATURES)),
+    # the target not divided by the volatility forecast (the default divides it and scales the lines back), and the
+    # forecast centred at the network's mean (the default centres it at zero)
     "BNNPlain": (BNNUncertainty, dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6},
-                                      n_samples=16, standardize=False)),
+                                      n_samples=16, standardize=False, zero_mean=False)),
     "Regime": (Regime, dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
     # the JEM's own probabilities (the default pools them with persistence and a volatility forecast)
     "RegimeJEM": (Regime, dict(horizon=6, pool=False, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6})),
@@ -39,6 +44,7 @@ INDICATORS = {
     "GarchForecast": (GarchForecast, dict(memory=48)),
     "RealizedVolGate": (RealizedVolGate, dict()),
     "MomentumDirection": (MomentumDirection, dict()),
+    "HarForecast": (HarForecast, dict(features=DAY_SCALE_FEATURES)),
 }
 #: a parameter that changes the fit (the classical baselines do not depend on the seed, or not visibly)
 CHANGED = {"GaussianDensity": dict(model_kwargs={"ridge": 0.5}),
@@ -46,7 +52,7 @@ CHANGED = {"GaussianDensity": dict(model_kwargs={"ridge": 0.5}),
            "PersistenceRegime": dict(model_kwargs={"smoothing": 5.0}),
            "VolatilityRegime": dict(model_kwargs={"smoothing": 5.0}),
            "GarchForecast": dict(memory=40), "RealizedVolGate": dict(val_fraction=0.2),
-           "MomentumDirection": dict(val_fraction=0.2)}
+           "MomentumDirection": dict(val_fraction=0.2), "HarForecast": dict(val_fraction=0.2)}
 N_HOURS = 720
 #: lines known only some bars after the first fit: (indicator, line) -> bars (consistency and score_var need
 #: consistency_bars directions)
@@ -167,7 +173,7 @@ def test_no_look_ahead(reference, hours, tmp_path):
 
 
 LABELLED = ("ScoreDirection", "BNNUncertainty", "BNNPlain", "Regime", "RegimeJEM", "PersistenceRegime",
-            "VolatilityRegime")
+            "VolatilityRegime", "HarForecast")
 # labels 20 bars ahead, an embargo of 3, a held-out tail of 12 rows: labels leaking past a fit bar would reach
 # into the fit rows, not only the tail (where they would touch early stopping and calibration alone)
 GAPS = dict(horizon=20, embargo=3, val_fraction=0.05)
@@ -234,6 +240,15 @@ def test_cache_second_run_fits_nothing_and_changed_parameter_refits(reference, h
     assert not np.allclose(changed.to_numpy()[ind.spec.first_fit:], full.to_numpy()[ind.spec.first_fit:])
 
 
+def test_bnn_volatility_regression_reads_a_week_by_default(hours, tmp_path):
+    """The default scale features hold the week's volatility (``lvol_168``): the BNN's first value comes 168 bars of
+    lookback and a training window after the start, and its lines are finite from there."""
+    lines, ind = run(hours, "BNNUncertainty", tmp_path, scale_features=SCALE_FEATURES)
+    assert "lvol_168" in ind.feature_spec and ind.spec.first_fit == 168 + 240 + 1
+    values = lines.to_numpy()
+    assert np.isnan(values[:ind.spec.first_fit]).all() and np.isfinite(values[ind.spec.first_fit:]).all()
+
+
 @pytest.mark.parametrize("runonce", [True, False])
 def test_user_strategy_reads_every_line_of_every_indicator_in_next(hours, tmp_path, runonce):
     seen, orders = [], []
@@ -258,7 +273,7 @@ def test_user_strategy_reads_every_line_of_every_indicator_in_next(hours, tmp_pa
     # next() starts once all have values: at Regime's minperiod, the longest (lookback 48 + 240 rows + 6)
     first = 48 + 240 + 6
     assert [ind.spec.first_fit for ind in strat.inds.values()] == [288, 288, 289, 289, 289, 289, first, first, 288,
-                                                                       288, first, first, 288, 264, 264]
+                                                                       288, first, first, 288, 264, 264, 289]
     assert max(ind._minperiod for ind in strat.inds.values()) == first + 1
     assert seen[0][0] == first + 1 and len(seen) == len(hours) - first
     assert len(seen[0][1]) == sum(len(cls.lines.getlinealiases()) for cls, _ in INDICATORS.values())   # 58
@@ -286,7 +301,10 @@ def test_bad_parameters_are_named(hours):
             run(hours, name, None, horizon=1)
     with pytest.raises(ValueError, match="unknown feature"):
         run(hours, "Energy", None, features=("ret_1", "magic"))
-    with pytest.raises(ValueError, match=r"standardize=True\) divides the return by the feature 'lvol_24'"):
-        run(hours, "BNNUncertainty", None, standardize=True, features=("ret_1", "ret_z"))
+    with pytest.raises(ValueError, match="unknown feature"):
+        run(hours, "BNNUncertainty", None, scale_features=("lvol_24", "magic"))
+    for name in ("BNNUncertainty", "HarForecast"):
+        with pytest.raises(ValueError, match=rf"{name}\(level=1.5\): level must be in \(0, 1\)"):
+            run(hours, name, None, level=1.5)
     with pytest.raises(ValueError, match="train_bars"):
         run(hours, "Energy", None, train_bars=5)

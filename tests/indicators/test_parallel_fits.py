@@ -16,13 +16,16 @@ from btdensity.indicators import parallel_fits
 from btdensity.indicators.walkforward import FitCache
 from btdensity.models import EnergyModel
 
+from .conftest import DAY_SCALE_FEATURES
+
 SMALL = dict(train_bars=240, retrain_every=200, quiet=True)
 MODELS = {
     Energy: dict(model_kwargs={"hidden": (16, 16)}, fit_kwargs={"epochs": 6}),
     LogDensity: dict(model_kwargs={"n_layers": 2, "hidden": 16}, fit_kwargs={"epochs": 6}),
     # consistency_bars=1: every line has a value from the first fit on (consistency and score_var need that many bars)
     ScoreDirection: dict(model_kwargs={"hidden": 16}, fit_kwargs={"epochs": 6}, consistency_bars=1),
-    BNNUncertainty: dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6}, n_samples=16),
+    BNNUncertainty: dict(model_kwargs={"hidden": (8,), "kl_warmup": 2}, fit_kwargs={"epochs": 6}, n_samples=16,
+                         scale_features=DAY_SCALE_FEATURES),
     Regime: dict(horizon=6, model_kwargs={"hidden": (16,)}, fit_kwargs={"epochs": 6}),
 }
 

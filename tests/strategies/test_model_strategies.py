@@ -128,3 +128,25 @@ def test_bad_strategy_parameters_are_named(tmp_path):
     with pytest.raises(ValueError, match="stop_loss"):
         backtest(df, BacktestConfig("score_momentum", params={"stop_loss": 2.0},
                                     walk_forward={"cache_dir": tmp_path}))
+
+
+@pytest.mark.parametrize("name, params, zero_mean", [
+    ("density_gated", {}, True),                    # the BNN only on the diagnostics page: the default forecast
+    ("density_gated", {"vol": "bnn"}, True),        # its std sizes the position
+    ("density_gated", {"core": "bnn"}, False),      # the core trades the sign of its mean
+    ("density_gated", {"edge": "bnn"}, False),      # the cost-aware entry reads its mean
+    ("bnn_confidence", {}, False),
+    ("uncertainty_portfolio", {}, False),           # mean-variance weights
+])
+def test_strategies_that_trade_the_bnns_mean_ask_for_it(name, params, zero_mean):
+    """BNNUncertainty's forecast is centred at zero by default; a strategy that reads its mean asks for the
+    network's (too few bars for a fit: only the indicators are built)."""
+    import backtrader as bt
+
+    from btdensity.feeds import DataFrameFeed
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(DataFrameFeed(dataname=synthetic_market(200, seed=0)))
+    cerebro.addstrategy(STRATEGIES[name], walk_forward={**SMALL, "cache_dir": None}, **params)
+    strat = cerebro.run()[0]
+    assert strat.uncertainty.p.zero_mean is zero_mean

@@ -30,7 +30,7 @@ class ScriptedBNN(bt.Indicator):
     """The lines of ``btdensity.indicators.BNNUncertainty``, replaying mean / epistemic / aleatoric."""
 
     lines = ("mean", "epistemic", "aleatoric", "lower", "upper")
-    params = (("mean", ()), ("epistemic", ()), ("aleatoric", ()), ("horizon", 1))
+    params = (("mean", ()), ("epistemic", ()), ("aleatoric", ()), ("horizon", 1), ("zero_mean", False))
 
     def next(self):
         i = len(self) - 1
@@ -181,6 +181,15 @@ def test_uncertainty_sizer_kelly_cap_and_direction():
     assert sizes[7][3] < 0 and sizes[7][0] == pytest.approx(-sizes[7][3])            # buy while short: close
     # Kelly 0.5 × 0.02 / 0.0025 = 4 → the vol target 0.4 binds
     assert sizes[8][3] == 0 and sizes[8][0] == pytest.approx(0.4 * sizes[8][1] / sizes[8][2], rel=1e-13)
+
+
+def test_uncertainty_sizer_kelly_cap_refuses_a_zero_mean_forecast():
+    bnn = {**bnn_script([0.0] * 3, [0.03] * 3, [0.04] * 3), "zero_mean": True}
+    with pytest.raises(ValueError, match=r"kelly_fraction=...\) sizes by the forecast's mean: give it a "
+                                         r"BNNUncertainty\(zero_mean=False\)"):
+        run({0: "buy"}, bnn=bnn, sizer=(UncertaintySizer, {"kelly_fraction": 0.5}))
+    orders = run({0: "buy"}, bnn=bnn, sizer=(UncertaintySizer, {"target_vol": 0.02}))   # no Kelly cap: fine
+    assert orders[0][1] > 0
 
 
 def test_uncertainty_sizer_never_exceeds_margin():
