@@ -3,7 +3,10 @@ Student-t law fitted around it.
 
 The scale ``σ̂(x)`` of a row is :class:`~btdensity.models.log_scale.LogScaleRegression` of ``log |y|`` on the row
 (log realised volatilities over several horizons, range estimators: the HAR model of Corsi 2009, fitted on the
-return itself rather than on a realised variance), fitted on a window's fit rows. On the held-out tail the
+return itself rather than on a realised variance), fitted on every row of a window, its held-out tail included: the
+tail is the window's most recent stretch (on BTC/USDT 2017-19 and two synthetic markets the pinball loss against
+GARCH-t went from -1.8 / -2.3 / -1.4 % with the fit rows alone to -1.9 / -2.6 / -1.9 %; ``BNNUncertainty``'s, whose
+regression this is, from -1.8 / -3.5 / -2.1 % to -2.0 / -3.5 / -2.6 %). On the held-out tail the
 standardised returns ``y / σ̂`` fix the law around it: a Student-t shape and variance factor
 (:func:`~btdensity.models.calibration.fit_shape_and_scale`, the criterion that calibrates the BNN's predictive).
 The forecast is centred at zero: an hour's drift is too small to forecast out of sample (centring the BNN's
@@ -31,7 +34,7 @@ __all__ = ["HarT"]
 
 
 class HarT(JsonStateModel):
-    """``fit(X, y, X_val, y_val)``: the volatility regression on the fit rows, the t law's shape ``df_`` and variance
+    """``fit(X, y, X_val, y_val)``: the volatility regression on all rows, the t law's shape ``df_`` and variance
     factor ``variance_scale_`` on the held-out rows; ``predict(X, level)``: ``(std, lower, upper)`` of each row's
     zero-mean forecast, its central ``level`` interval."""
 
@@ -42,8 +45,10 @@ class HarT(JsonStateModel):
         self.meta_: dict[str, Any] = {}
 
     def fit(self, X: Any, y: Any, X_val: Any, y_val: Any) -> "HarT":
+        """The regression on every row (the held-out tail is a window's most recent stretch), the law on ``y_val``."""
         y, y_val = (np.asarray(a, dtype=np.float64).ravel() for a in (y, y_val))
-        self.regression.fit(X, y)
+        self.regression.fit(np.concatenate([np.asarray(X, dtype=np.float64), np.asarray(X_val, dtype=np.float64)]),
+                            np.concatenate([y, y_val]))
         scale = self.regression.scale(X_val)[:, 0]
         self.df_, self.variance_scale_ = fit_shape_and_scale(y_val, np.zeros_like(y_val), scale)
         return self

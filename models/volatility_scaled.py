@@ -3,8 +3,9 @@
 A risk forecast of hourly returns lives or dies by its scale. The HAR regression (Corsi 2009) is the classical
 tool for it: least squares of a log volatility on log realised volatilities over several horizons and range
 estimators. Here the regression is of ``log |y|`` on chosen columns of the input row (``BNNUncertainty``:
-``SCALE_FEATURES``), fitted on the window's fit rows: ``E log |y| = log σ(x) + E log |ε|``, so its exponential is proportional to the conditional
-scale, the constant absorbed by the network's own standardisation. The wrapped network
+``SCALE_FEATURES``), fitted on every row of the window, its held-out tail (the most recent stretch) included:
+``E log |y| = log σ(x) + E log |ε|``, so its exponential is proportional to the conditional scale, the constant
+absorbed by the network's own standardisation. The wrapped network
 (:class:`~btdensity.models.bnn.BayesianNN`, or a :class:`~btdensity.models.sequence_bnn.SequenceBNN`) then learns
 ``y / σ̂(x)``: what the linear forecast leaves (a non-linear scale, the shape of the tails), on rows that look alike
 in calm and volatile stretches; every line of its prediction is scaled back by ``σ̂(x)``.
@@ -14,10 +15,10 @@ against GARCH-t) the network standardised by the last 24 bars' RMS return was le
 pinball loss (-0.3 / -0.2 %, seeds 0 / 1), while this regression alone, with the empirical quantiles of its
 residuals, was 1.9 % below it: the network's softplus scale head with Gaussian weight priors does not find the
 log-linear HAR structure in a window's rows. With the regression as its scale (and the forecast centred at zero)
-the network's pinball loss was 1.8 / 1.9 % below GARCH-t's, the regression's own (``HarForecast``) level with it.
+the network's pinball loss was 2.0 / 2.1 % below GARCH-t's, the regression's own (``HarForecast``) 1.9 %.
 
 The regression (:class:`~btdensity.models.log_scale.LogScaleRegression`) clips a row's forecast to the range it
-took on the fit rows. The checkpoint is the network's, with the regression in its ``meta`` (JSON; floats
+took on the rows it was fitted on. The checkpoint is the network's, with the regression in its ``meta`` (JSON; floats
 round-trip exactly).
 
 >>> rng = np.random.default_rng(0)
@@ -96,11 +97,15 @@ class VolatilityScaled:
         return Y if y.ndim == 2 else Y[:, 0]
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None, **fit_kwargs: Any) -> "VolatilityScaled":
-        """The scale on ``(X, y)``, then the network on ``y / σ̂`` (the held-out ``y_val / σ̂`` too: early stopping
-        and the network's calibration see the held-out rows in the same units, out of the regression's sample)."""
-        self.fit_scale(X, y)
+        """The scale on every row given (fit and held-out: a walk-forward window's held-out tail is its most recent
+        stretch, and a handful of coefficients does not overfit thousands of rows), then the network on ``y / σ̂``
+        (``y_val / σ̂`` for its early stopping and calibration)."""
         if X_val is not None and y_val is not None:
+            self.fit_scale(np.concatenate([np.asarray(X, dtype=np.float64), np.asarray(X_val, dtype=np.float64)]),
+                           np.concatenate([np.asarray(y, dtype=np.float64), np.asarray(y_val, dtype=np.float64)]))
             y_val = self._scaled(X_val, y_val)
+        else:
+            self.fit_scale(X, y)
         self.model.fit(X, self._scaled(X, y), X_val=X_val, y_val=y_val, **fit_kwargs)
         return self
 
