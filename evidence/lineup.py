@@ -51,7 +51,8 @@ def lineup(families: Sequence[str], *, horizon: int = 1, regime_horizon: int = 2
     params = {"LogDensity": {"model": "realnvp", "alpha": alpha}, "GaussianDensity": {"alpha": alpha},
               "MixtureDensity": {"alpha": alpha}, "Energy": {}, "RealizedVolGate": {"alpha": alpha},
               "BNNUncertainty": {"horizon": horizon, "level": level},
-              "GarchForecast": {"horizon": horizon, "level": level}, "HarForecast": {"horizon": horizon, "level": level},
+              "GarchForecast": {"horizon": horizon, "level": level},
+              "HarForecast": {"horizon": horizon, "level": level},
               "ScoreDirection": {"horizon": horizon}, "MomentumDirection": {},
               "Regime": {"horizon": regime_horizon}, "PersistenceRegime": {"horizon": regime_horizon},
               "VolatilityRegime": {"horizon": regime_horizon}}

@@ -1,9 +1,9 @@
 """backtrader indicators of the models: walk-forward, causal, batched (``once``) and incremental (``next``), and the
 classical baselines with the same lines (``GaussianDensity`` / ``MixtureDensity`` for ``LogDensity``,
-``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` and ``HarForecast`` for ``BNNUncertainty``, ``MomentumDirection``
-for ``ScoreDirection``, ``PersistenceRegime`` and ``VolatilityRegime`` for ``Regime``); ``LatentRegime``, regimes as
-clusters of the flow's latent codes; ``BNNHorizons`` forecasts several horizons at once, ``SequenceUncertainty`` reads
-the last bars' features with a Bayesian sequence model."""
+``RealizedVolGate`` for the gates and ``Energy``, ``GarchForecast`` and ``HarForecast`` for ``BNNUncertainty``,
+``MomentumDirection`` for ``ScoreDirection``, ``PersistenceRegime`` and ``VolatilityRegime`` for ``Regime``);
+``LatentRegime``, regimes as clusters of the flow's latent codes; ``BNNHorizons`` forecasts several horizons at once,
+``SequenceUncertainty`` reads the last bars' features with a Bayesian sequence model."""
 from .adaptive import AdaptiveGate, AdaptiveInterval
 from .base import WalkForwardIndicator
 from .density import LogDensity

@@ -25,11 +25,12 @@ class BNNUncertainty(WalkForwardIndicator):
 
     ``standardize=True`` (the default): the network learns the return in units of a HAR volatility forecast (least
     squares of ``log |return|`` on the bar's ``scale_features``, ``SCALE_FEATURES`` by default, fitted on each
-    window's rows: :class:`~btdensity.models.volatility_scaled.VolatilityScaled`) and every line is scaled back
-    by it; the input rows hold ``features`` and the scale features (a week of bars: the first value waits for it). The predictive
-    is a Student-t whose shape is fitted with its variance scale on the held-out tail (``fit_df``), the network trained
-    with 3 degrees of freedom. ``zero_mean=True`` (the default): the forecast is centred at zero, not at the network's
-    mean (``mean`` is 0): the network's hourly mean forecasts had no skill out of sample and cost pinball loss.
+    window's rows: :class:`~btdensity.models.volatility_scaled.VolatilityScaled`) and every line is scaled back by
+    it; the input rows hold ``features`` and the scale features (a week of bars: the first value waits for it). The
+    predictive is a Student-t whose shape is fitted with its variance scale on the held-out tail (``fit_df``), the
+    network trained with 3 degrees of freedom. ``zero_mean=True`` (the default): the forecast is centred at zero,
+    not at the network's mean (``mean`` is 0): the network's hourly mean forecasts had no skill out of sample and
+    cost pinball loss.
 
     Scorecard against GARCH-t (expanding windows both), 5 % / 95 % pinball loss and CRPS relative to GARCH-t's,
     BTC/USDT hourly 2017-19 seeds 0 / 1 and two synthetic markets (t4 shocks, a daily volatility cycle):
@@ -46,11 +47,11 @@ class BNNUncertainty(WalkForwardIndicator):
 
     90 % coverage 90.5 / 90.1 / 89.2 / 90.6 %. Against ``HarForecast`` (the regression alone with a t law fitted
     around it): pinball -0.1 / -0.2 / -0.9 / -0.7 % ("no different" on BTC: there the network adds nothing
-    measurable to its own volatility forecast; "better" on the first synthetic market). Centring at
-    zero alone (the old default's lines shifted afterwards, not recalibrated) moved its pinball loss by -0.6 / -1.1 /
-    -0.1 / -0.4 %: the network's mean forecasts cost more than they gave. Strategies that trade the sign of the mean (``bnn_confidence``; ``density_gated``
-    with ``core`` or ``edge`` ``"bnn"``; ``uncertainty_portfolio``) ask for ``zero_mean=False``; so must
-    ``UncertaintySizer``'s Kelly cap."""
+    measurable to its own volatility forecast; "better" on the first synthetic market). Centring at zero alone (the
+    old default's lines shifted afterwards, not recalibrated) moved its pinball loss by -0.6 / -1.1 / -0.1 / -0.4 %:
+    the network's mean forecasts cost more than they gave. Strategies that trade the sign of the mean
+    (``bnn_confidence``; ``density_gated`` with ``core`` or ``edge`` ``"bnn"``; ``uncertainty_portfolio``) ask for
+    ``zero_mean=False``; so must ``UncertaintySizer``'s Kelly cap."""
 
     lines = ("mean", "epistemic", "aleatoric", "lower", "upper", "std")
     #: the state a risk forecast needs (HAR and range volatilities: ``RISK_FEATURES``); on BTC/USDT hourly
