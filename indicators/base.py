@@ -606,8 +606,10 @@ class WalkForwardIndicator(bt.Indicator):
             self.lines[j][0] = float(values[j])
 
     def _plotlabel(self) -> list[str]:
-        """What backtrader's plot shows after the name: the model, not every parameter (features, paths ...)."""
-        return [self.model_class().__name__]
+        """What backtrader's plot shows after the name: the model (its ``label``, else its class name), not every
+        parameter (features, paths ...)."""
+        cls = self.model_class()
+        return [getattr(cls, "label", cls.__name__)]
 
     def describe(self) -> str:
         """A one-line description for logs: the schedule and the fits done."""

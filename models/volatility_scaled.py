@@ -51,6 +51,8 @@ class VolatilityScaled:
 
     #: the network class inside (``load`` reads its checkpoint)
     inner: type = BayesianNN
+    #: what a plot calls the model
+    label = "BayesianNN on a HAR volatility scale"
     fit_defaults = BayesianNN.fit_defaults
     #: a torch model inside: warm starts and devices apply (to the network)
     torch_backed = True
@@ -149,4 +151,5 @@ class VolatilityScaledSequence(VolatilityScaled):
     the whole flattened input row (every bar of the sequence)."""
 
     inner = SequenceBNN
+    label = "SequenceBNN on a HAR volatility scale"
     fit_defaults = SequenceBNN.fit_defaults

@@ -245,6 +245,7 @@ def test_bnn_volatility_regression_reads_a_week_by_default(hours, tmp_path):
     lookback and a training window after the start, and its lines are finite from there."""
     lines, ind = run(hours, "BNNUncertainty", tmp_path, scale_features=SCALE_FEATURES)
     assert "lvol_168" in ind.feature_spec and ind.spec.first_fit == 168 + 240 + 1
+    assert ind.plotlabel() == "BNN forecast (BayesianNN on a HAR volatility scale)"
     values = lines.to_numpy()
     assert np.isnan(values[:ind.spec.first_fit]).all() and np.isfinite(values[ind.spec.first_fit:]).all()
 
