@@ -1,4 +1,5 @@
-"""The walk-forward contract of test_contract.py for BNNHorizons and SequenceUncertainty: NaN before the first fit and
+"""The walk-forward contract of test_contract.py for BNNHorizons and SequenceUncertainty (also standardised by the
+volatility regression, centred at zero: SequenceScaled): NaN before the first fit and
 finite after, truncation invariance to the bit (batched and bar by bar), mode parity (bar by bar and replay), no
 look-ahead, fits read no bar past their embargo, the model cache, and the same values from parallel fits. Kept apart
 from test_contract.py, whose strategy test pins the line count and the warm-ups of the indicators there.
@@ -15,6 +16,9 @@ from btdensity.feeds.ohlcv import resample_ohlcv
 from btdensity.indicators import BNNHorizons, SequenceUncertainty, parallel_fits
 from btdensity.indicators.features import RISK_FEATURES, lookback, market_features
 from btdensity.indicators.walkforward import FitCache
+from btdensity.models.volatility_scaled import VolatilityScaledSequence
+
+from .conftest import DAY_SCALE_FEATURES
 
 SMALL = dict(train_bars=240, retrain_every=200, quiet=True, n_jobs=1)
 INDICATORS = {
@@ -22,6 +26,10 @@ INDICATORS = {
                                       n_samples=16)),
     "SequenceUncertainty": (SequenceUncertainty, dict(seq_len=6, model_kwargs={"hidden": 8, "kl_warmup": 2},
                                                       fit_kwargs={"epochs": 6}, n_samples=16)),
+    # the target in units of the volatility regression on the current bar's scale features, centred at zero
+    "SequenceScaled": (SequenceUncertainty, dict(seq_len=6, model_kwargs={"hidden": 8, "kl_warmup": 2},
+                                                 fit_kwargs={"epochs": 6}, n_samples=16, standardize=True,
+                                                 zero_mean=True, scale_features=DAY_SCALE_FEATURES)),
 }
 N_HOURS = 720
 
@@ -81,12 +89,18 @@ def reference(request, hours, tmp_path_factory):
 
 
 def test_lines_start_at_the_first_fit_and_are_finite(reference, hours):
-    name, _, lines, ind = reference
+    name, cache, lines, ind = reference
     first = ind.spec.first_fit
     assert lines.iloc[:first].isna().all().all() and np.isfinite(lines.iloc[first:].to_numpy()).all()
     assert ind.n_fits == ind.spec.fit_index(len(hours) - 1) + 1 == 3
-    expected = {"BNNHorizons": (lookback(RISK_FEATURES), 6), "SequenceUncertainty": (lookback(RISK_FEATURES) + 5, 1)}
+    expected = {"BNNHorizons": (lookback(RISK_FEATURES), 6), "SequenceUncertainty": (lookback(RISK_FEATURES) + 5, 1),
+                "SequenceScaled": (lookback(tuple(dict.fromkeys(RISK_FEATURES + DAY_SCALE_FEATURES))) + 5, 1)}
     assert (ind.spec.first_row, ind.spec.horizon) == expected[name]
+    if name == "SequenceScaled":   # the regression reads the current bar's (the window's last row's) scale features
+        last = 5 * len(ind.feature_spec)
+        model = VolatilityScaledSequence.load(sorted(cache.glob("*.pt"))[0])   # a window's checkpoint
+        assert model.columns == [last + ind.feature_spec.index(f) for f in DAY_SCALE_FEATURES]
+        assert (lines["mean"].dropna() == 0).all() and np.isfinite(lines["lower"].iloc[first:]).all()
 
 
 def test_truncation_invariance_both_modes(reference, hours):
