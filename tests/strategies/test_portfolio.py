@@ -239,3 +239,20 @@ def test_the_strategy_runs_on_the_multitask_network(two_markets, tmp_path):
     assert res.assets == ("a", "b") and {"MultiTaskUncertainty.std", "MultiTaskUncertainty_2.std"} <= set(res.lines)
     weights = res.asset_weights.dropna()
     assert (res.asset_positions.iloc[-1] > 0).all() and weights.sum(axis=1).max() < 1.0
+
+
+@pytest.mark.parametrize("option, message", [
+    ({"standardize": True}, r"MultiTaskUncertainty\(standardize=True\) is not supported"),
+    ({"zero_mean": True}, r"MultiTaskUncertainty\(zero_mean=True\) is not supported: the multi-task network's heads"),
+])
+def test_multitask_refuses_the_single_feed_forecast_options(two_markets, option, message):
+    class One(bt.Strategy):
+        def __init__(self):
+            MultiTaskUncertainty(*self.datas, task=0, cache_dir=None, **SMALL, **option)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    for name, df in two_markets.items():
+        cerebro.adddata(DataFrameFeed(dataname=df), name=name)
+    cerebro.addstrategy(One)
+    with pytest.raises(ValueError, match=message):
+        cerebro.run()
