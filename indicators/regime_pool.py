@@ -25,12 +25,12 @@ JEM's, with the two classical models' fitted numbers in its ``meta`` (JSON; floa
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from btdensity.models import JointEnergyClassifier
+from btdensity.models.torch_wrapper import TorchWrapper
 
 from .persistence import RegimeTransitions
 from .regime import regime_labels
@@ -38,17 +38,17 @@ from .volatility_regime import VolatilityRegimeForecast
 
 __all__ = ["PREVIOUS_COLUMNS", "RegimePool"]
 
-_META_KEY = "regime_pool"
 PREVIOUS_COLUMNS = 2   # columns of the last known forward row
 
 
-class RegimePool:
+class RegimePool(TorchWrapper):
     """The JEM, persistence and the volatility forecast of one training window; ``proba_and_energy`` gives the
     equal-weight mixture of their class probabilities and the JEM's energy."""
 
     fit_defaults = JointEnergyClassifier.fit_defaults
-    #: a torch model inside: warm starts and devices apply (to the JEM)
-    torch_backed = True
+    inner = JointEnergyClassifier
+    META_KEY = "regime_pool"
+    STATE_NAME = "the state of a RegimePool"
 
     def __init__(self, jem: JointEnergyClassifier, n_volatility: int):
         self.jem, self.n_volatility = jem, int(n_volatility)
@@ -86,30 +86,17 @@ class RegimePool:
         pooled = (proba + self.transitions.predict_proba(pf) + self.volatility.predict_proba(vf)) / 3.0
         return pooled, energy
 
-    def warm_start(self, previous: "RegimePool | None") -> "RegimePool":
-        """The JEM starts from ``previous``'s JEM (the classical forecasts have no training loop)."""
-        self.jem.warm_start(previous.jem if isinstance(previous, RegimePool) else None)
-        return self
+    @property
+    def torch_model(self) -> JointEnergyClassifier:
+        return self.jem
 
-    def double(self) -> "RegimePool":
-        self.jem.double()
-        return self
-
-    def save(self, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
-        """The JEM's checkpoint, the classical forecasts' numbers in its ``meta``; written atomically."""
-        state = {"n_volatility": self.n_volatility, "transitions": self.transitions.state(),
-                 "volatility": self.volatility.state()}
-        self.jem.save(path, meta={**(meta or {}), _META_KEY: state})
+    def wrapped_state(self) -> dict[str, Any]:
+        return {"n_volatility": self.n_volatility, "transitions": self.transitions.state(),
+                "volatility": self.volatility.state()}
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> "RegimePool":
-        """The model :meth:`save` wrote; ValueError for a JEM checkpoint without the pool's state."""
-        jem = JointEnergyClassifier.load(path, device=device)
-        state = jem.meta_.pop(_META_KEY, None)
-        if state is None:
-            raise ValueError(f"{path} holds a JointEnergyClassifier without the state of a RegimePool")
-        model = cls(jem, state["n_volatility"])
-        model.transitions = RegimeTransitions.from_state(state["transitions"])
-        model.volatility = VolatilityRegimeForecast.from_state(state["volatility"])
-        model.meta_, jem.meta_ = jem.meta_, {}
-        return model
+    def from_wrapped_state(cls, model: JointEnergyClassifier, state: dict[str, Any]) -> "RegimePool":
+        pool = cls(model, state["n_volatility"])
+        pool.transitions = RegimeTransitions.from_state(state["transitions"])
+        pool.volatility = VolatilityRegimeForecast.from_state(state["volatility"])
+        return pool

@@ -29,7 +29,6 @@ round-trip exactly).
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,13 +37,11 @@ from .bnn import BayesianNN, Prediction
 from .checks import check_array
 from .log_scale import LogScaleRegression
 from .sequence_bnn import SequenceBNN
+from .torch_wrapper import TorchWrapper
 
 __all__ = ["VolatilityScaled", "VolatilityScaledSequence"]
 
-_META_KEY = "volatility_scale"
-
-
-class VolatilityScaled:
+class VolatilityScaled(TorchWrapper):
     """A :class:`~btdensity.models.bnn.BayesianNN` fitted to the target divided by a least-squares forecast of its
     scale (:class:`~btdensity.models.log_scale.LogScaleRegression` of ``log |y|`` on the input ``columns``; all by
     default); ``predict`` gives the network's lines scaled back. ``regression`` holds the fitted forecast."""
@@ -54,8 +51,8 @@ class VolatilityScaled:
     #: what a plot calls the model
     label = "BayesianNN on a HAR volatility scale"
     fit_defaults = BayesianNN.fit_defaults
-    #: a torch model inside: warm starts and devices apply (to the network)
-    torch_backed = True
+    META_KEY = "volatility_scale"
+    STATE_NAME = "the volatility regression of a VolatilityScaled"
 
     def __init__(self, model: Any, columns: Sequence[int] | None = None):
         if not isinstance(model, self.inner):
@@ -118,31 +115,17 @@ class VolatilityScaled:
         s = s[:, 0] if pred.mean.ndim == 1 else s
         return Prediction(*(np.asarray(line) * s for line in pred))
 
-    def warm_start(self, previous: "VolatilityScaled | None") -> "VolatilityScaled":
-        """The network starts from ``previous``'s network (the regression is refitted: it has no training loop)."""
-        self.model.warm_start(previous.model if isinstance(previous, VolatilityScaled) else None)
-        return self
+    @property
+    def torch_model(self) -> Any:
+        return self.model
 
-    def double(self) -> "VolatilityScaled":
-        self.model.double()
-        return self
-
-    def save(self, path: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> None:
-        """The network's checkpoint, the regression in its ``meta``; written atomically."""
-        state = {"columns": self.columns, **self.regression.state()}
-        self.model.save(path, meta={**(meta or {}), _META_KEY: state})
+    def wrapped_state(self) -> dict[str, Any]:
+        return {"columns": self.columns, **self.regression.state()}
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> "VolatilityScaled":
-        """The model :meth:`save` wrote; ValueError for a network checkpoint without the regression."""
-        model = cls.inner.load(path, device=device)
-        state = model.meta_.pop(_META_KEY, None)
-        if state is None:
-            raise ValueError(f"{path} holds a {cls.inner.__name__} without the volatility regression of a "
-                             f"{cls.__name__}")
+    def from_wrapped_state(cls, model: Any, state: dict[str, Any]) -> "VolatilityScaled":
         out = cls(model, state["columns"])
         out.regression = LogScaleRegression.from_state(state)
-        out.meta_, model.meta_ = model.meta_, {}
         return out
 
 
