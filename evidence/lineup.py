@@ -125,17 +125,24 @@ def _closed(lines: pd.DataFrame, name: str, alpha: float) -> np.ndarray | None:
 
 def gate_inputs(lines: pd.DataFrame, alpha: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(scores, closed)`` of the gate family: each indicator's unusual-state score (high = unusual: the negated
-    log-density, the energy's z-score, one minus the volatility gate's p-value) and where its gate is closed.
+    log-density, the energy's z-score, the volatility gate's trailing realised volatility) and where its gate is
+    closed.
 
     Energy is scored by its z-score against the window's held-out energies, not by the raw energy: an energy-based
     model is unnormalised, so each window's energies carry their own arbitrary constant and raw energies of bars that
-    different windows serve do not compare (the densities' log-likelihoods are normalised and do)."""
+    different windows serve do not compare (the densities' log-likelihoods are normalised and do).
+
+    The volatility gate is scored by the volatility itself (its ``energy`` line), not by its p-value: the p-value
+    ranks a bar against its window's held-out tail only, so a calm window's busiest hour and a crash window's
+    quietest can share a value, while a volatility compares across windows as it is. The events are the largest
+    moves of the whole stretch scored, and a baseline is scored at its strongest (on BTC/USDT 2017-19, top 5 %:
+    AUROC 0.730 for the volatility, 0.665 for its p-value)."""
     from .families import column
 
     scores: dict[str, np.ndarray] = {}
     for name, line, sign in (("LogDensity", "logp", -1.0), ("GaussianDensity", "logp", -1.0),
                              ("MixtureDensity", "logp", -1.0), ("Energy", "zscore", 1.0),
-                             ("RealizedVolGate", "pvalue", -1.0)):
+                             ("RealizedVolGate", "energy", 1.0)):
         values = column(lines, f"{name}.{line}")
         if values is not None:
             scores[name] = sign * values

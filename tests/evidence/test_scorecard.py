@@ -78,6 +78,20 @@ def test_energy_is_scored_by_its_zscore_not_its_window_dependent_raw_value():
     assert auroc(scores["Energy"], events) == 1.0 and auroc(lines["Energy.energy"].to_numpy(), events) < 0.8
 
 
+def test_volatility_gate_is_scored_by_its_volatility_not_its_window_relative_pvalue():
+    """A calm window and a wild one, each gate's p-value taken against its own window: the p-value ranks the bars
+    within a window, the volatility across both; the largest moves come in the wild window."""
+    rng = np.random.default_rng(1)
+    vol = np.r_[np.exp(rng.normal(-5.0, 0.3, 300)), np.exp(rng.normal(-3.5, 0.3, 300))]
+    pvalue = np.r_[[np.mean(vol[w] >= v) for w in (slice(0, 300), slice(300, 600)) for v in vol[w]]]
+    lines = pd.DataFrame({"RealizedVolGate.pvalue": pvalue, "RealizedVolGate.energy": vol})
+    scores, _ = gate_inputs(lines, 0.05)
+    np.testing.assert_array_equal(scores["RealizedVolGate"], vol)
+    events = vol * np.abs(rng.standard_t(4, size=600)) > np.quantile(vol, 0.9)
+    level, relative = auroc(scores["RealizedVolGate"], events), auroc(-pvalue, events)   # 0.85, 0.65
+    assert level > 0.8 and relative < level - 0.15
+
+
 def test_forecast_lines_give_back_the_law_and_the_true_law_wins():
     sig = np.exp(np.random.default_rng(4).normal(-4.6, 0.4, N))
     close, r, index = market(vol=sig)
