@@ -219,3 +219,26 @@ def test_bad_parameters_are_named(garch_market):
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.attempted and not result.failed
+
+
+# ---------------------------------------------------------------------------------------------------- HarForecast
+def test_har_forecast_follows_a_daily_volatility_cycle_through_its_clock_terms():
+    """Volatility three times higher at 15:00 UTC than at 03:00, t5 shocks: the default regressors (the clock's two
+    harmonics among them) give the truth's daily profile; without the clock terms the realised volatilities, which
+    average over the cycle, give a flat fraction of it."""
+    from btdensity.indicators.features import SCALE_FEATURES, SEASONAL_FEATURES
+    from btdensity.indicators.har_forecast import HarForecast
+
+    n, rng = 4000, np.random.default_rng(3)
+    hour = np.arange(n) % 24
+    log_sigma = np.log(0.004) + 0.55 * np.cos(2 * np.pi * (hour - 15) / 24)        # peak / trough: e^1.1 = 3.0
+    r = np.exp(log_sigma) * rng.standard_t(5, n) * np.sqrt(3 / 5)
+    df = ohlcv(r)
+    clockless = tuple(f for f in SCALE_FEATURES if f not in SEASONAL_FEATURES)
+    strat = run(df, clock=lambda d: HarForecast(d, **WALK, quiet=True),
+                none=lambda d: HarForecast(d, features=clockless, **WALK, quiet=True))
+    for name, (low, high) in (("clock", (0.9, 1.3)), ("none", (0.0, 0.5))):     # truth: 1.1
+        std = lines(getattr(strat, name))["std"]
+        # the forecast made at bar t is for the return of the bar after it: hour (t + 1) mod 24
+        profile = pd.Series(np.log(std[2000:])).groupby((hour[2000:] + 1) % 24).mean()
+        assert low < profile[15] - profile[3] < high, (name, profile[15] - profile[3])

@@ -215,9 +215,10 @@ def test_mode_parity_bar_by_bar(reference, hours):
 
 def test_mode_parity_replay(reference, hours, quarter_hours):
     # backtrader's replay groups bars by their close time, (t - 1h, t]: stamp the bars with close times
-    name, cache, full, _ = reference
+    name, cache, full, ind = reference
     closing = quarter_hours.set_axis(quarter_hours.index + pd.Timedelta(minutes=15))
-    if name == "BNNSeasonal":   # its features read the stamps: compare with batched bars stamped the same way
+    if set(ind.feature_spec) & set(SEASONAL_FEATURES):   # features that read the stamps (the BNN's and HAR's scale
+        # regressors hold the time of day): compare with batched bars stamped the same way
         full, _ = run(hours.set_axis(hours.index + pd.Timedelta(hours=1)), name, cache)
     lines, _ = run(hours, name, cache, replay_from=closing)
     assert len(lines) == len(full)

@@ -14,7 +14,7 @@ import pytest
 from btdensity.feeds import DataFrameFeed, synthetic_market
 from btdensity.feeds.ohlcv import resample_ohlcv
 from btdensity.indicators import BNNHorizons, SequenceUncertainty, parallel_fits
-from btdensity.indicators.features import RISK_FEATURES, lookback, market_features
+from btdensity.indicators.features import RISK_FEATURES, SEASONAL_FEATURES, lookback, market_features
 from btdensity.indicators.walkforward import FitCache
 from btdensity.models.volatility_scaled import VolatilityScaledSequence
 
@@ -115,8 +115,10 @@ def test_truncation_invariance_both_modes(reference, hours):
 
 
 def test_mode_parity_replay(reference, hours, quarter_hours):
-    name, cache, full, _ = reference
+    name, cache, full, ind = reference
     closing = quarter_hours.set_axis(quarter_hours.index + pd.Timedelta(minutes=15))
+    if set(ind.feature_spec) & set(SEASONAL_FEATURES):   # the scale regressors read the stamps (the time of day):
+        full, _ = run(hours.set_axis(hours.index + pd.Timedelta(hours=1)), name, cache)   # batched, stamped alike
     lines, _ = run(hours, name, cache, replay_from=closing)
     assert len(lines) == len(full)
     assert_parity(lines, full)

@@ -233,8 +233,11 @@ def test_seasonal_features_are_the_clock_as_angles():
     week_days = np.array([0.0, 0.25, 2.75, 6.5])              # 2024-01-01 was a Monday
     np.testing.assert_allclose(X[:, 0], np.sin(2 * np.pi * hours / 24), atol=1e-9)
     np.testing.assert_allclose(X[:, 1], np.cos(2 * np.pi * hours / 24), atol=1e-9)
-    np.testing.assert_allclose(X[:, 2], np.sin(2 * np.pi * week_days / 7), atol=1e-9)
-    np.testing.assert_allclose(X[:, 3], np.cos(2 * np.pi * week_days / 7), atol=1e-9)
+    np.testing.assert_allclose(X[:, 2], np.sin(2 * np.pi * hours / 12), atol=1e-9)
+    np.testing.assert_allclose(X[:, 3], np.cos(2 * np.pi * hours / 12), atol=1e-9)
+    np.testing.assert_allclose(X[1, 2:4], [0.0, -1.0], atol=1e-9)     # 06:00: half the 12-hour cycle
+    np.testing.assert_allclose(X[:, 4], np.sin(2 * np.pi * week_days / 7), atol=1e-9)
+    np.testing.assert_allclose(X[:, 5], np.cos(2 * np.pi * week_days / 7), atol=1e-9)
     assert lookback(SEASONAL_FEATURES) == 0
     # the indicators' time stamps: backtrader's day numbers less its number of 1970-01-01
     from btdensity.indicators.base import _UNIX_EPOCH
