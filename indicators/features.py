@@ -232,7 +232,8 @@ RISK_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "lvol_1", "lvol_6", "lvol_24
 #: tail (a flat bar sits at the floor), which least squares does not survive (the regression alone, with its
 #: residuals' quantiles, on a synthetic market: -2.2 % against GARCH-t without the two, -0.9 % with). The clock
 #: terms moved the BNN's pinball loss against GARCH-t from -2.0 / -2.1 % to -2.4 / -2.4 % on BTC/USDT 2017-19 (seeds
-#: 0 / 1), and by +0.1 % on average on two synthetic markets whose volatility has no daily cycle (three seeds each)
+#: 0 / 1), and 0.1 point further below it on average on two synthetic markets whose volatility has no daily cycle
+#: (three seeds each; there the network's seed moves a run by about a point)
 SCALE_FEATURES: tuple[str, ...] = ("ret_z", "volume_z", "lvol_6", "lvol_24", "lvol_48", "lvol_168", "lpark_24",
                                    "lgk_24", "hour_sin", "hour_cos", "hour2_sin", "hour2_cos")
 
