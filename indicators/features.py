@@ -24,6 +24,8 @@ Features (windows in bars):
 ``lvol_48``      log realised volatility over 48 bars
 ``lvol_168``     log realised volatility over 168 bars (a week of hourly bars)
 ``lpark_24``     log Parkinson range volatility over 24 bars: sqrt(mean(log(high/low)^2) / (4 log 2))
+``lpark_6``      the same over 6 bars
+``lpark_168``    the same over 168 bars (a week of hourly bars)
 ``lgk_24``       log Garman-Klass volatility over 24 bars: sqrt(mean(0.5 log(h/l)^2 - (2 log 2 - 1) log(c/o)^2))
 ``hour_sin``     sin and cos of the bar's time of day (UTC) as an angle: 2 pi x hours / 24
 ``hour_cos``
@@ -176,6 +178,10 @@ def _features(o, h, l, c, v, time=None) -> dict[str, tuple[int, Callable[[], np.
         """log of the root mean square of ``x`` over ``window`` bars, floored at SCALE_FLOOR."""
         return np.log(_floored(np.sqrt(_rolling(x * x, window, lambda w: w.sum(axis=-1) / w.shape[-1]))))
 
+    def parkinson(window: int) -> np.ndarray:
+        """log Parkinson range volatility over ``window`` bars (the bar's own range included)."""
+        return log_rms(np.log(h / l) / np.sqrt(4.0 * np.log(2.0)), window)
+
     def garman_klass() -> np.ndarray:
         hl, co = np.log(h / l), np.log(c / o)
         var = _rolling(0.5 * hl * hl - (2.0 * np.log(2.0) - 1.0) * co * co, 24,
@@ -199,7 +205,9 @@ def _features(o, h, l, c, v, time=None) -> dict[str, tuple[int, Callable[[], np.
         "lvol_24": (24, lambda: log_rms(r1, 24)),
         "lvol_48": (48, lambda: log_rms(r1, 48)),
         "lvol_168": (168, lambda: log_rms(r1, 168)),
-        "lpark_24": (23, lambda: log_rms(np.log(h / l) / np.sqrt(4.0 * np.log(2.0)), 24)),
+        "lpark_6": (5, lambda: parkinson(6)),
+        "lpark_24": (23, lambda: parkinson(24)),
+        "lpark_168": (167, lambda: parkinson(168)),
         "lgk_24": (23, garman_klass),
         # 1970-01-01 was a Thursday: Monday 00:00 is 3 days after it, modulo a week
         "hour_sin": (0, lambda: np.sin(_angle(time, 1.0))),
@@ -213,8 +221,8 @@ def _features(o, h, l, c, v, time=None) -> dict[str, tuple[int, Callable[[], np.
 
 ALL_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z",
                                  "range_z", "range_pos", "rsi_14", "lvol_1", "lvol_6", "lvol_24", "lvol_48", "lvol_168",
-                                 "lpark_24", "lgk_24", "hour_sin", "hour_cos", "hour2_sin", "hour2_cos", "week_sin",
-                                 "week_cos")
+                                 "lpark_6", "lpark_24", "lpark_168", "lgk_24", "hour_sin", "hour_cos", "hour2_sin",
+                                 "hour2_cos", "week_sin", "week_cos")
 DEFAULT_FEATURES: tuple[str, ...] = ("ret_z", "ret_4", "ret_24", "vol_24", "vol_ratio", "volume_z", "range_z",
                                      "range_pos")
 #: the state of the risk forecasts (``BNNUncertainty``): HAR volatilities, range estimators, the last move
@@ -224,18 +232,20 @@ RISK_FEATURES: tuple[str, ...] = ("ret_1", "ret_z", "lvol_1", "lvol_6", "lvol_24
                                   "lgk_24", "volume_z")
 
 #: the regressors of ``BNNUncertainty``'s volatility forecast (``standardize=True``) and ``HarForecast``'s: log realised
-#: volatility over 6 bars, a day, two days and a week (the HAR components; Corsi 2009), the day's Parkinson and
-#: Garman-Klass range volatilities, two scale-free surprises (the last return in units of the day's volatility, the
-#: volume's z-score), and the time of day as the first two harmonics of the daily cycle (volatility follows the
-#: clock: Andersen & Bollerslev 1997; a volume surprise at the busy hours is no surprise). Not the raw last return or
+#: volatility over 6 bars, a day, two days and a week (the HAR components; Corsi 2009), Parkinson range volatility over
+#: 6 bars, a day and a week and the day's Garman-Klass volatility (a bar's range says more about its volatility than
+#: its close-to-close return), two scale-free surprises (the last return in units of the day's volatility, the
+#: volume's z-score), and the time of day as the first two harmonics of the daily cycle (volatility follows the clock:
+#: Andersen & Bollerslev 1997; a volume surprise at the busy hours is no surprise). Not the raw last return or
 #: ``lvol_1``: a raw return's scale drifts with the market's, and the log of one bar's absolute return has a long left
 #: tail (a flat bar sits at the floor), which least squares does not survive (the regression alone, with its
-#: residuals' quantiles, on a synthetic market: -2.2 % against GARCH-t without the two, -0.9 % with). The clock
-#: terms moved the BNN's pinball loss against GARCH-t from -2.0 / -2.1 % to -2.4 / -2.4 % on BTC/USDT 2017-19 (seeds
-#: 0 / 1), and 0.1 point further below it on average on two synthetic markets whose volatility has no daily cycle
-#: (three seeds each; there the network's seed moves a run by about a point)
-SCALE_FEATURES: tuple[str, ...] = ("ret_z", "volume_z", "lvol_6", "lvol_24", "lvol_48", "lvol_168", "lpark_24",
-                                   "lgk_24", "hour_sin", "hour_cos", "hour2_sin", "hour2_cos")
+#: residuals' quantiles, on a synthetic market: -2.2 % against GARCH-t without the two, -0.9 % with). On BTC/USDT
+#: 2017-19 (seeds 0 / 1) the clock terms moved the BNN's pinball loss against GARCH-t from -2.0 / -2.1 % to
+#: -2.4 / -2.4 %, the range volatilities over 6 bars and a week to -2.5 / -2.5 % (the regression alone with its
+#: residuals' quantiles: -1.9 → -2.1 → -2.4 %); on two synthetic markets, whose volatility has no daily cycle, both
+#: were better on average over two or three network seeds, which move a run there by one to three points
+SCALE_FEATURES: tuple[str, ...] = ("ret_z", "volume_z", "lvol_6", "lvol_24", "lvol_48", "lvol_168", "lpark_6",
+                                   "lpark_24", "lpark_168", "lgk_24", "hour_sin", "hour_cos", "hour2_sin", "hour2_cos")
 
 #: the HAR state of the regime's volatility forecast (``VolatilityRegime``, ``Regime``'s pool): log realised volatility
 #: over a bar, 6 bars, a day and two days of hourly bars, and the day's Parkinson range volatility. Two days, not a

@@ -6,9 +6,9 @@ from btdensity.feeds import DataFrameFeed
 from btdensity.indicators.features import SCALE_FEATURES
 from btdensity.indicators.walkforward import FitCache
 
-#: BNNUncertainty's volatility regressors without the week (``lvol_168``): the lookback of the other model indicators
-#: (48 bars), so that the short test markets hold the windows the tests count on
-DAY_SCALE_FEATURES = tuple(f for f in SCALE_FEATURES if f != "lvol_168")
+#: BNNUncertainty's volatility regressors without the week's (``lvol_168``, ``lpark_168``): the lookback of the other
+#: model indicators (48 bars), so that the short test markets hold the windows the tests count on
+DAY_SCALE_FEATURES = tuple(f for f in SCALE_FEATURES if not f.endswith("_168"))
 
 
 def run_alone(make, df, runonce=True):

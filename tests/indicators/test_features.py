@@ -126,8 +126,8 @@ def test_flat_window_values():
     volume like the last 48 and the close in the middle of its range."""
     want = {"ret_1": 0.0, "ret_z": 0.0, "ret_4": 0.0, "ret_24": 0.0, "vol_24": 0.0, "vol_ratio": 0.0,
             "volume_z": 0.0, "range_z": 0.0, "range_pos": 0.5, "rsi_14": 0.5,
-            **dict.fromkeys(("lvol_1", "lvol_6", "lvol_24", "lvol_48", "lvol_168", "lpark_24", "lgk_24"),
-                            np.log(SCALE_FLOOR))}
+            **dict.fromkeys(("lvol_1", "lvol_6", "lvol_24", "lvol_48", "lvol_168", "lpark_6", "lpark_24", "lpark_168",
+                             "lgk_24"), np.log(SCALE_FLOOR))}
     L = lookback(PRICE_FEATURES)
     for price in (1e-8, 42.5, 1e8):
         X = market_features(*[np.full(200, price)] * 4, np.zeros(200), spec=PRICE_FEATURES)
@@ -207,7 +207,7 @@ def test_risk_features_against_hand_computation():
     o = np.r_[c[0], c[:-1]]
     h = np.maximum(o, c) * (1 + 0.004 * rng.random(n))
     low = np.minimum(o, c) * (1 - 0.004 * rng.random(n))
-    spec = ("lvol_1", "lvol_6", "lvol_24", "lvol_168", "lpark_24", "lgk_24")
+    spec = ("lvol_1", "lvol_6", "lvol_24", "lvol_168", "lpark_24", "lgk_24", "lpark_6", "lpark_168")
     X = market_features(o, h, low, c, np.ones(n), spec=spec)
     r = np.diff(np.log(c))
     t = 300
@@ -219,6 +219,11 @@ def test_risk_features_against_hand_computation():
     assert X[t, 4] == pytest.approx(0.5 * np.log(np.mean(hl ** 2) / (4 * np.log(2))))
     assert X[t, 5] == pytest.approx(0.5 * np.log(np.mean(0.5 * hl ** 2 - (2 * np.log(2) - 1) * co ** 2)))
     assert np.isnan(X[:168, 3]).all() and np.isfinite(X[168:, 3]).all()
+    for j, k in ((6, 6), (7, 168)):                       # the range over the last k bars, the bar t's own included
+        hl = np.log(h[t - k + 1:t + 1] / low[t - k + 1:t + 1])
+        assert X[t, j] == pytest.approx(0.5 * np.log(np.mean(hl ** 2) / (4 * np.log(2))))
+    assert np.isnan(X[:167, 7]).all() and np.isfinite(X[167:, 7]).all()
+    assert np.isnan(X[:5, 6]).all() and np.isfinite(X[5:, 6]).all()
 
 
 def test_seasonal_features_are_the_clock_as_angles():
