@@ -30,7 +30,7 @@ import numpy as np
 
 from btdensity.labels import forward_log_returns
 from btdensity.models import BayesianNN
-from btdensity.models.calibration import central_quantile, fit_variance_scale
+from btdensity.models.calibration import central_quantile, fit_variance_scale, moved_targets
 
 from .base import WalkForwardIndicator
 from .features import RISK_FEATURES
@@ -144,8 +144,9 @@ class BNNHorizons(WalkForwardIndicator, metaclass=_HorizonLines):
         their nominal levels (``fit_variance_scale(criterion="coverage")``; independent of ``level``)."""
         pred = model.predict(X_val, n_samples=int(self.p.n_samples))
         mean, std = (np.asarray(a, dtype=np.float64).reshape(len(X_val), -1) for a in (pred.mean, pred.std))
-        return np.sqrt([fit_variance_scale(y_val[:, j], mean[:, j], std[:, j], model.df, criterion="coverage")
-                        for j in range(len(self.horizons))])
+        moved = moved_targets(y_val)
+        return np.sqrt([fit_variance_scale(y_val[:, j], mean[:, j], std[:, j], model.df, criterion="coverage",
+                                           moved=moved[:, j]) for j in range(len(self.horizons))])
 
     def evaluate(self, model: Any, state: np.ndarray, X: np.ndarray) -> np.ndarray:
         pred = model.predict(X, n_samples=int(self.p.n_samples))

@@ -46,7 +46,7 @@ from torch import nn
 
 from .base import BaseModel
 from .bnn_network import ACTIVATIONS, BayesianMLP, DrawBank, hessian, mlp, own_param_store
-from .calibration import central_quantile, fit_shape_and_scale, fit_variance_scale, predictive_nll
+from .calibration import central_quantile, fit_shape_and_scale, fit_variance_scale, moved_targets, predictive_nll
 from .checks import check_array, check_target
 from .standardizer import Standardizer
 from .training import EarlyStopping, minibatch_epoch, seeded_torch_rng
@@ -359,7 +359,8 @@ class BayesianNN(BaseModel):
         """Refit the predictive variance scale on held-out ``(X, y)`` so that its central intervals cover them
         at their nominal levels (``fit_variance_scale(criterion="coverage")``); ``fit`` does this on its
         validation split. With ``fit_df=True`` the predictive's Student-t shape is fitted with it
-        (``fit_shape_and_scale``; the likelihood's ``df`` stays what the network was trained with)."""
+        (``fit_shape_and_scale``; the likelihood's ``df`` stays what the network was trained with). Both read the
+        targets that moved only (``moved_targets``: a flat bar's exact 0 is no draw of a continuous law)."""
         Z = self._prepare(X)
         y = check_target(y, Z.shape[0], "y", self.n_outputs)
         mean, epi, ale = self._moments(Z, self._draws)
@@ -367,10 +368,11 @@ class BayesianNN(BaseModel):
         if self.hyper.get("zero_mean"):   # 0 in the target's units
             mean = np.broadcast_to(self.y_scaler.transform(np.zeros((1, self.n_outputs))), mean.shape)
         args = (self.y_scaler.transform(y), mean, (epi + ale).sqrt().cpu().numpy())
+        moved = moved_targets(y)
         if self.hyper.get("fit_df"):
-            self.df, self.variance_scale_ = fit_shape_and_scale(*args)
+            self.df, self.variance_scale_ = fit_shape_and_scale(*args, moved=moved)
         else:
-            self.variance_scale_ = fit_variance_scale(*args, self.df, criterion="coverage")
+            self.variance_scale_ = fit_variance_scale(*args, self.df, criterion="coverage", moved=moved)
         return self
 
     # ----------------------------------------------------------------- prediction

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import central_quantile, fit_shape_and_scale
+from .calibration import central_quantile, fit_shape_and_scale, moved_targets
 from .json_checkpoint import JsonStateModel
 from .log_scale import LogScaleRegression
 
@@ -45,12 +45,14 @@ class HarT(JsonStateModel):
         self.meta_: dict[str, Any] = {}
 
     def fit(self, X: Any, y: Any, X_val: Any, y_val: Any) -> "HarT":
-        """The regression on every row (the held-out tail is a window's most recent stretch), the law on ``y_val``."""
+        """The regression on every row (the held-out tail is a window's most recent stretch), the law on the returns of
+        ``y_val`` that moved (a flat bar's 0 is in every interval: ``moved_targets``)."""
         y, y_val = (np.asarray(a, dtype=np.float64).ravel() for a in (y, y_val))
         self.regression.fit(np.concatenate([np.asarray(X, dtype=np.float64), np.asarray(X_val, dtype=np.float64)]),
                             np.concatenate([y, y_val]))
         scale = self.regression.scale(X_val)[:, 0]
-        self.df_, self.variance_scale_ = fit_shape_and_scale(y_val, np.zeros_like(y_val), scale)
+        self.df_, self.variance_scale_ = fit_shape_and_scale(y_val, np.zeros_like(y_val), scale,
+                                                             moved=moved_targets(y_val))
         return self
 
     def predict(self, X: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

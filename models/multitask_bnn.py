@@ -34,7 +34,7 @@ from torch import nn
 
 from .bnn import BayesianNN
 from .bnn_network import ACTIVATIONS, mlp, own_param_store
-from .calibration import fit_variance_scale
+from .calibration import fit_variance_scale, moved_targets
 from .checks import check_target
 from .training import seeded_torch_rng
 
@@ -186,11 +186,14 @@ class MultiTaskBNN(BayesianNN):
     def recalibrate(self, X: Any, y: Any) -> "MultiTaskBNN":
         """Refit each task's predictive variance scale on held-out ``(X, y)`` (coverage criterion, as BayesianNN's)."""
         Z = self._prepare(X)
-        y = self.y_scaler.transform(check_target(y, Z.shape[0], "y", self.n_outputs), dtype=np.float64)
+        y = check_target(y, Z.shape[0], "y", self.n_outputs)
+        moved = moved_targets(y)
+        y = self.y_scaler.transform(y, dtype=np.float64)
         mean, epi, ale = self._moments(Z, self._draws)
         mean, std = mean.cpu().double().numpy(), (epi + ale).sqrt().cpu().double().numpy()
         self.variance_scale_ = np.array([fit_variance_scale(y[:, k], mean[:, k], std[:, k], self.df,
-                                                            criterion="coverage") for k in range(self.n_tasks)])
+                                                            criterion="coverage", moved=moved[:, k])
+                                         for k in range(self.n_tasks)])
         return self
 
     # ----------------------------------------------------------------- persistence
