@@ -180,7 +180,7 @@ def fit_variance_scale(y: Any, mean: Any, std: Any, df: float | None = None, cri
         return _coverage_fit(np.abs(z[keep]), df)[0]
     if criterion != "nll":
         raise ValueError(f"criterion must be 'nll' or 'coverage'; got {criterion!r}")
-    y, mean, std = (np.broadcast_to(np.asarray(a, dtype=np.float64), z.shape)[keep] for a in (y, mean, std))
+    y, mean, std = (np.asarray(a, dtype=np.float64)[keep] for a in (y, mean, std))   # one shape: checked above
     res = optimize.minimize_scalar(lambda log_c: predictive_nll(y, mean, std * np.exp(0.5 * log_c), df),
                                    bounds=(-_LOG_C_BOUND, _LOG_C_BOUND), method="bounded",
                                    options={"xatol": 1e-8})
