@@ -24,7 +24,10 @@ from .families import Section, column
 from .scoring import crps_gaussian, crps_student_t, interval_coverage, nll_gaussian, nll_student_t, pinball_loss
 from .var_tests import christoffersen_independence, kupiec_pof
 
-__all__ = ["Predictive", "predictive", "score_forecasts"]
+__all__ = ["TRUTH", "Predictive", "predictive", "score_forecasts", "truth_law"]
+
+#: the name of the reference row scored from the data's own law, where the data carry it (the synthetic market)
+TRUTH = "truth"
 
 class Predictive:
     """Per bar: ``mean``, ``std`` and ``df`` (``inf``: Gaussian) of a location-scale Student-t forecast."""
@@ -80,18 +83,66 @@ def predictive(lines: pd.DataFrame, name: str, level: float) -> Predictive | Non
     return Predictive(mean, std, np.where(bad, np.nan, df))
 
 
+def truth_law(df: pd.DataFrame, horizon: int = 1) -> Predictive | None:
+    """The law the next bar's log return was drawn from, per bar, where ``df`` carries it (the synthetic market's
+    ``drift`` and ``sigma`` columns, its shocks Student-t with ``SHOCK_DF`` degrees of freedom), else None; for
+    ``horizon`` 1 only (a sum of t shocks is not a t). A reference, not a forecast: it knows the regime of the bar it
+    describes, which a forecaster can only infer from past bars, so no forecast beats it but by noise."""
+    from btdensity.feeds.synthetic import SHOCK_DF
+
+    if horizon != 1 or not {"drift", "sigma"} <= set(df.columns):
+        return None
+    mean = np.r_[df["drift"].to_numpy(dtype=np.float64)[1:], np.nan]
+    std = np.r_[df["sigma"].to_numpy(dtype=np.float64)[1:], np.nan]
+    return Predictive(mean, std, np.where(np.isfinite(std), SHOCK_DF, np.nan))
+
+
+def _gain(loss: np.ndarray, base: np.ndarray) -> float:
+    """The relative change of the mean loss against the baseline's, on the bars both have."""
+    both = np.isfinite(loss) & np.isfinite(base)
+    return float(loss[both].mean() / base[both].mean() - 1.0) if both.any() else float("nan")
+
+
+def _truth_notes(losses: dict[str, dict[str, np.ndarray]], models: Sequence[str], baselines: Sequence[str]
+                 ) -> list[str]:
+    """Per baseline: how far the truth gets below it on pinball 5 % / 95 % and CRPS, and how much of that each model
+    gets (every figure on the bars the truth, the baseline and the model all have)."""
+    notes = []
+    for base in baselines:
+        if TRUTH not in losses or base not in losses:
+            continue
+        for model in (m for m in models if m in losses):
+            both = {metric: np.isfinite(losses[model][metric]) for metric in ("pinball 5 % / 95 %", "CRPS")}
+            figures = []
+            for metric, keep in both.items():
+                truth = _gain(np.where(keep, losses[TRUTH][metric], np.nan), losses[base][metric])
+                own = _gain(np.where(keep, losses[model][metric], np.nan), losses[base][metric])
+                figures.append(f"{metric} truth {truth:+.1%}, {model} {own:+.1%}")
+            notes.append(f"The data's own law ({TRUTH}: it knows the regime of the bar it forecasts) against {base}: "
+                         + "; ".join(figures) + ". In expectation no forecast beats the truth: its margin is the most "
+                         "there is to gain here.")
+    return notes
+
+
 def score_forecasts(lines: pd.DataFrame, close: np.ndarray, models: dict[str, float], baselines: dict[str, float],
                     horizon: int = 1, levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
                     quantiles: Sequence[float] = (0.01, 0.05, 0.95, 0.99), var_levels: Sequence[float] = (0.95, 0.99),
-                    seed: int = 0) -> Section:
+                    seed: int = 0, truth: Predictive | None = None) -> Section:
     """Coverage of the central intervals at ``levels``, pinball loss at ``quantiles``, CRPS and NLL of each forecast
     (``models`` / ``baselines``: indicator name -> its interval level) for the log return over the next
     ``horizon`` bars, VaR backtests of the lower quantiles at ``var_levels`` (Kupiec, Christoffersen), and each
-    model against each baseline on pinball loss at 5 % / 95 %, CRPS and NLL."""
+    model against each baseline on pinball loss at 5 % / 95 %, CRPS and NLL. ``truth`` (:func:`truth_law`), where
+    the data carry their own law: scored as a row (``TRUTH``) on the bars the baselines serve, and a note per model and
+    baseline with the truth's margin and the model's (no comparison: it is a ceiling, not a rival)."""
     section = Section("forecast")
     y = forward_log_returns(close, horizon)
     laws = {n: predictive(lines, n, lvl) for n, lvl in {**models, **baselines}.items()}
     laws = {n: law for n, law in laws.items() if law is not None}
+    if truth is not None and laws:
+        served = np.zeros(len(y), dtype=bool)
+        for name in (b for b in baselines if b in laws):
+            served |= np.isfinite(laws[name].mean)
+        laws[TRUTH] = Predictive(*(np.where(served, v, np.nan) for v in (truth.mean, truth.std, truth.df)))
     losses: dict[str, dict[str, np.ndarray]] = {}
     for name, law in laws.items():
         ok = np.isfinite(law.mean) & np.isfinite(y)
@@ -103,7 +154,7 @@ def score_forecasts(lines: pd.DataFrame, close: np.ndarray, models: dict[str, fl
             half = (1.0 - lvl) / 2.0
             row[f"coverage_{lvl:g}"] = interval_coverage(y[ok], law.quantile(half)[ok], law.quantile(1 - half)[ok])
         adaptive = [column(lines, f"Adaptive{name}.{k}") for k in ("lower", "upper")]
-        if all(a is not None for a in adaptive):   # the interval re-levelled from realised outcomes
+        if name != TRUTH and all(a is not None for a in adaptive):   # the interval re-levelled from realised outcomes
             lo, hi = adaptive
             both = ok & np.isfinite(lo) & np.isfinite(hi)
             own = {**models, **baselines}[name]
@@ -125,6 +176,7 @@ def score_forecasts(lines: pd.DataFrame, close: np.ndarray, models: dict[str, fl
         section.rows.append(row)
         section.series[name] = {"pit": law.cdf(y)[ok], "levels": list(levels),
                                 "coverage": [row[f"coverage_{lvl:g}"] for lvl in levels], "losses": losses[name]}
+    section.notes.extend(_truth_notes(losses, list(models), list(baselines)))
     for model in models:
         for base in baselines:
             for metric in ("pinball 5 % / 95 %", "CRPS", "NLL"):

@@ -22,7 +22,7 @@ from btdensity.indicators import DEFAULT_FEATURES, WalkForwardSettings
 
 from .compare import Comparison
 from .families import Section, score_densities, score_directions, score_gates, score_regimes
-from .forecasts import score_forecasts
+from .forecasts import score_forecasts, truth_law
 from .lineup import DEFAULT_FAMILIES, FAMILIES, gate_inputs, lineup, run_lineup
 
 __all__ = ["ScoreConfig", "Scorecard", "scorecard"]
@@ -134,7 +134,7 @@ def scorecard(df: pd.DataFrame, config: ScoreConfig = ScoreConfig(), features: S
         elif name == "forecast":
             sections[name] = score_forecasts(lines, close, dict.fromkeys(fam.models, cfg.level),
                                              dict.fromkeys(fam.baselines, cfg.level), horizon=cfg.horizon,
-                                             seed=cfg.seed)
+                                             seed=cfg.seed, truth=truth_law(df, cfg.horizon))
         elif name == "direction":
             sections[name] = score_directions(lines, close, fam.models, fam.baselines, horizon=cfg.horizon,
                                               seed=cfg.seed)

@@ -4,7 +4,10 @@ Prices follow a four-state Markov regime chain (calm / normal / volatile / crisi
 and volatility, GARCH(1,1) volatility clustering inside each regime and Student-t shocks (fat tails).
 Volume rises with volatility and follows a daily cycle; high and low bracket open and close.
 Anomalies are injected on top: price jumps, volume spikes and flash crashes that recover on the next
-bar. The columns ``regime`` (the state's name), ``anomaly`` (bool) and ``anomaly_kind`` are the truth.
+bar. The columns ``regime`` (the state's name), ``anomaly`` (bool) and ``anomaly_kind`` are the truth, and so are
+``drift`` and ``sigma``: the law the bar's log return (close over the previous close) was drawn from,
+``drift + sigma · T`` with ``T`` a unit-variance Student-t with ``SHOCK_DF`` degrees of freedom (an anomaly's
+move comes on top of it).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import pandas as pd
 from .ohlcv import validate_ohlcv
 from .timeframes import parse_timeframe
 
-__all__ = ["REGIMES", "ANOMALY_KINDS", "synthetic_market"]
+__all__ = ["REGIMES", "ANOMALY_KINDS", "SHOCK_DF", "synthetic_market"]
 
 REGIMES = ("calm", "normal", "volatile", "crisis")
 ANOMALY_KINDS = ("jump", "volume_spike", "flash_crash")
@@ -29,7 +32,7 @@ _SWITCH = np.array([                                      # hourly transition in
     [0.0, 0.0, 0.02, 0.0],
 ])
 _GARCH_A, _GARCH_B = 0.07, 0.90   # shock and persistence of the in-regime variance multiplier
-_T_DF = 4.0                        # Student-t degrees of freedom of the shocks
+SHOCK_DF = 4.0                     # Student-t degrees of freedom of the shocks
 _START = pd.Timestamp("2023-01-01", tz="UTC")
 
 
@@ -77,13 +80,14 @@ def synthetic_market(n_bars: int = 8760, freq: str = "1h", seed: int = 0, *,
 
     Returns a UTC-indexed frame with float ``open, high, low, close, volume`` and the ground truth:
     ``regime`` (one of ``REGIMES``), ``anomaly`` (bool) and ``anomaly_kind`` ('' or one of
-    ``ANOMALY_KINDS``). A flash crash marks two bars: the crash and its recovery. ``regimes`` restricts the
-    chain to a subset of states (switches to the others are removed): one regime gives a stationary market,
-    the known truth for "in distribution".
+    ``ANOMALY_KINDS``), ``drift`` and ``sigma`` (the mean and standard deviation of the bar's log return before any
+    anomaly: the regime's drift, and its volatility times the GARCH multiplier). A flash crash marks two bars: the
+    crash and its recovery. ``regimes`` restricts the chain to a subset of states (switches to the others are
+    removed): one regime gives a stationary market, the known truth for "in distribution".
 
     >>> df = synthetic_market(500, seed=1)
     >>> df.shape, bool((df.high >= df[["open", "close"]].max(axis=1)).all())
-    ((500, 8), True)
+    ((500, 10), True)
     """
     if int(n_bars) < 2:
         raise ValueError(f"n_bars must be at least 2; got {n_bars}")
@@ -99,8 +103,8 @@ def synthetic_market(n_bars: int = 8760, freq: str = "1h", seed: int = 0, *,
     rng = np.random.default_rng(seed)
 
     regime = _regime_path(rng, n, hours, allowed)
-    t_scale = np.sqrt((_T_DF - 2.0) / _T_DF)            # unit-variance Student-t
-    shocks = rng.standard_t(_T_DF, size=n) * t_scale
+    t_scale = np.sqrt((SHOCK_DF - 2.0) / SHOCK_DF)      # unit-variance Student-t
+    shocks = rng.standard_t(SHOCK_DF, size=n) * t_scale
     sigma = _VOL[regime] * np.sqrt(hours) * np.sqrt(_garch_multiplier(shocks))
     log_ret = _DRIFT[regime] * hours + sigma * shocks
 
@@ -145,6 +149,8 @@ def synthetic_market(n_bars: int = 8760, freq: str = "1h", seed: int = 0, *,
         "regime": pd.Categorical(np.array(REGIMES, dtype=object)[regime], categories=list(REGIMES)),
         "anomaly": kind != "",
         "anomaly_kind": kind.astype(str),
+        "drift": _DRIFT[regime] * hours,
+        "sigma": sigma,
     }, index=index)
     df.index.name = "datetime"
     return validate_ohlcv(df, source="synthetic_market", step=step)

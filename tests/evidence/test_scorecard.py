@@ -10,7 +10,8 @@ from scipy import stats
 from btdensity.evidence.detection import auroc
 from btdensity.evidence.families import score_densities, score_directions, score_gates, true_regimes
 from btdensity.evidence.lineup import gate_inputs
-from btdensity.evidence.forecasts import predictive, score_forecasts, unit_t_quantile
+from btdensity.evidence.forecasts import TRUTH, Predictive, predictive, score_forecasts, truth_law, unit_t_quantile
+from btdensity.feeds import synthetic_market
 
 N = 3000
 
@@ -110,6 +111,47 @@ def test_forecast_lines_give_back_the_law_and_the_true_law_wins():
     assert rows["M"]["var0.99_exceed"] == pytest.approx(0.01, abs=0.006)
     assert {c.metric: c.verdict for c in section.comparisons} == {"pinball 5 % / 95 %": "better", "CRPS": "better",
                                                                   "NLL": "better"}
+
+
+def test_the_data_own_law_is_a_reference_row_with_each_model_share_of_its_margin():
+    sig = np.exp(np.random.default_rng(6).normal(-4.6, 0.4, N))
+    close, r, index = market(vol=sig)
+    q = unit_t_quantile(0.95, np.inf)
+    half = np.sqrt(sig * sig.mean())                                    # the model: halfway to the truth
+    lines = pd.DataFrame({"M.mean": 0.0, "M.std": half, "M.lower": -q * half, "M.upper": q * half,
+                          "B.mean": 0.0, "B.std": sig.mean(), "B.lower": -q * sig.mean(), "B.upper": q * sig.mean()},
+                         index=index)
+    lines.iloc[:200, 4:] = np.nan                                        # the baseline's warm-up
+    truth = Predictive(np.zeros(N), sig, np.full(N, np.inf))
+    section = score_forecasts(lines, close, {"M": 0.9}, {"B": 0.9}, truth=truth)
+    rows = {row["indicator"]: row for row in section.rows}
+    assert rows[TRUTH]["bars"] == rows["B"]["bars"] == N - 201            # the bars the baseline serves
+    assert rows[TRUTH]["coverage_0.9"] == pytest.approx(0.9, abs=0.02)
+    assert TRUTH not in {c.model for c in section.comparisons} | {c.baseline for c in section.comparisons}
+    y, keep = r[:-1], np.arange(N - 1) >= 200
+
+    def pinball(std):
+        lo, hi = -q * std[:-1][keep], q * std[:-1][keep]
+        return np.mean(np.maximum(0.05 * (y[keep] - lo), -0.95 * (y[keep] - lo))) + \
+            np.mean(np.maximum(0.95 * (y[keep] - hi), -0.05 * (y[keep] - hi)))
+
+    base = pinball(np.full(N, sig.mean()))
+    [note] = section.notes
+    expected = f"pinball 5 % / 95 % truth {pinball(sig) / base - 1:+.1%}, M {pinball(half) / base - 1:+.1%}"
+    assert expected in note and pinball(sig) < pinball(half) < base
+    assert score_forecasts(lines, close, {"M": 0.9}, {"B": 0.9}).notes == []
+
+
+def test_the_synthetic_market_carries_its_law_for_one_bar_ahead():
+    df = synthetic_market(2000, seed=3)
+    law = truth_law(df)
+    np.testing.assert_array_equal(law.mean[:-1], df["drift"].to_numpy()[1:])
+    np.testing.assert_array_equal(law.std[:-1], df["sigma"].to_numpy()[1:])
+    y = np.log(df["close"].to_numpy()[1:] / df["close"].to_numpy()[:-1])
+    calm = ~df["anomaly"].to_numpy()[1:]
+    inside = (y >= law.quantile(0.05)[:-1]) & (y <= law.quantile(0.95)[:-1])
+    assert inside[calm].mean() == pytest.approx(0.9, abs=0.015)
+    assert truth_law(df, horizon=2) is None and truth_law(df[["open", "high", "low", "close", "volume"]]) is None
 
 
 def test_a_perfect_direction_beats_a_coin():

@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from btdensity.feeds import REGIMES, synthetic_market
+from btdensity.feeds.synthetic import SHOCK_DF
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,23 @@ def test_regimes_are_persistent_and_ordered_by_volatility(market):
     r = r[~market["anomaly"].to_numpy()]
     vol = r.groupby(market["regime"].astype(str)[r.index]).std()
     assert vol["calm"] < vol["normal"] < vol["volatile"] < vol["crisis"]
+
+
+def test_drift_and_sigma_are_the_law_each_return_was_drawn_from(market):
+    # (r - drift) / sigma on the bars without an anomaly must be the unit-variance t with SHOCK_DF degrees of freedom
+    r = np.log(market["close"]).diff().to_numpy()[1:]
+    drift, sigma = market["drift"].to_numpy()[1:], market["sigma"].to_numpy()[1:]
+    z = ((r - drift) / sigma)[~market["anomaly"].to_numpy()[1:]]
+    unit_t = stats.t(SHOCK_DF, scale=np.sqrt((SHOCK_DF - 2.0) / SHOCK_DF))
+    assert stats.kstest(z, unit_t.cdf).pvalue > 0.01
+    assert stats.kstest(z, "norm").pvalue < 0.01          # the shape matters: the shocks are fat-tailed
+    assert abs(np.mean(np.abs(z) > unit_t.ppf(0.95)) - 0.10) < 0.015
+    # a return standardised by a wrong scale is not that law: the regime's volatility alone misses the clustering
+    regime_vol = market["regime"].astype(str).map(market.groupby("regime", observed=True)["sigma"].median())
+    z_regime = ((r - drift) / regime_vol.to_numpy()[1:])[~market["anomaly"].to_numpy()[1:]]
+    assert stats.kstest(z_regime, unit_t.cdf).pvalue < stats.kstest(z, unit_t.cdf).pvalue
+    assert (market["sigma"] > 0).all()
+    assert market.groupby("regime", observed=True)["drift"].nunique().eq(1).all()
 
 
 def test_anomalies_are_extreme_where_marked(market):
