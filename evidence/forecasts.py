@@ -86,15 +86,18 @@ def predictive(lines: pd.DataFrame, name: str, level: float) -> Predictive | Non
 def truth_law(df: pd.DataFrame, horizon: int = 1) -> Predictive | None:
     """The law the next bar's log return was drawn from, per bar, where ``df`` carries it (the synthetic market's
     ``drift`` and ``sigma`` columns, its shocks Student-t with ``SHOCK_DF`` degrees of freedom), else None; for
-    ``horizon`` 1 only (a sum of t shocks is not a t). A reference, not a forecast: it knows the regime of the bar it
-    describes, which a forecaster can only infer from past bars, so no forecast beats it but by noise."""
+    ``horizon`` 1 only (a sum of t shocks is not a t). NaN where the next bar is an anomaly (its move was not drawn
+    from the law; a flash crash's recovery can even be foreseen). A reference, not a forecast: it knows the regime of
+    the bar it describes, which a forecaster can only infer from past bars, so no forecast beats it but by noise."""
     from btdensity.feeds.synthetic import SHOCK_DF
 
     if horizon != 1 or not {"drift", "sigma"} <= set(df.columns):
         return None
-    mean = np.r_[df["drift"].to_numpy(dtype=np.float64)[1:], np.nan]
-    std = np.r_[df["sigma"].to_numpy(dtype=np.float64)[1:], np.nan]
-    return Predictive(mean, std, np.where(np.isfinite(std), SHOCK_DF, np.nan))
+    lawless = np.r_[df["anomaly"].to_numpy(dtype=bool)[1:], True] if "anomaly" in df.columns else \
+        np.r_[np.zeros(len(df) - 1, dtype=bool), True]
+    mean = np.where(lawless, np.nan, np.r_[df["drift"].to_numpy(dtype=np.float64)[1:], np.nan])
+    std = np.where(lawless, np.nan, np.r_[df["sigma"].to_numpy(dtype=np.float64)[1:], np.nan])
+    return Predictive(mean, std, np.where(lawless, np.nan, SHOCK_DF))
 
 
 def _gain(loss: np.ndarray, base: np.ndarray) -> float:
@@ -112,15 +115,16 @@ def _truth_notes(losses: dict[str, dict[str, np.ndarray]], models: Sequence[str]
         if TRUTH not in losses or base not in losses:
             continue
         for model in (m for m in models if m in losses):
-            both = {metric: np.isfinite(losses[model][metric]) for metric in ("pinball 5 % / 95 %", "CRPS")}
+            both = {metric: np.isfinite(losses[model][metric]) & np.isfinite(losses[TRUTH][metric])
+                    for metric in ("pinball 5 % / 95 %", "CRPS")}
             figures = []
             for metric, keep in both.items():
                 truth = _gain(np.where(keep, losses[TRUTH][metric], np.nan), losses[base][metric])
                 own = _gain(np.where(keep, losses[model][metric], np.nan), losses[base][metric])
                 figures.append(f"{metric} truth {truth:+.1%}, {model} {own:+.1%}")
-            notes.append(f"The data's own law ({TRUTH}: it knows the regime of the bar it forecasts) against {base}: "
-                         + "; ".join(figures) + ". In expectation no forecast beats the truth: its margin is the most "
-                         "there is to gain here.")
+            notes.append(f"The data's own law ({TRUTH}: it knows the regime of the bar it forecasts) against {base}, on "
+                         "the bars whose return was drawn from it (an anomaly's was not): " + "; ".join(figures) +
+                         ". In expectation no forecast beats the truth: its margin is the most there is to gain here.")
     return notes
 
 

@@ -117,18 +117,19 @@ def test_the_data_own_law_is_a_reference_row_with_each_model_share_of_its_margin
     sig = np.exp(np.random.default_rng(6).normal(-4.6, 0.4, N))
     close, r, index = market(vol=sig)
     q = unit_t_quantile(0.95, np.inf)
-    half = np.sqrt(sig * sig.mean())                                    # the model: halfway to the truth
+    lawless = (np.arange(N) >= 1000) & (np.arange(N) < 1100)            # bars the truth has no law for
+    half = np.sqrt(sig * sig.mean()) * np.where(lawless, 10.0, 1.0)     # the model: halfway to the truth (elsewhere)
     lines = pd.DataFrame({"M.mean": 0.0, "M.std": half, "M.lower": -q * half, "M.upper": q * half,
                           "B.mean": 0.0, "B.std": sig.mean(), "B.lower": -q * sig.mean(), "B.upper": q * sig.mean()},
                          index=index)
     lines.iloc[:200, 4:] = np.nan                                        # the baseline's warm-up
-    truth = Predictive(np.zeros(N), sig, np.full(N, np.inf))
+    truth = Predictive(np.where(lawless, np.nan, 0.0), sig, np.full(N, np.inf))
     section = score_forecasts(lines, close, {"M": 0.9}, {"B": 0.9}, truth=truth)
     rows = {row["indicator"]: row for row in section.rows}
-    assert rows[TRUTH]["bars"] == rows["B"]["bars"] == N - 201            # the bars the baseline serves
+    assert rows["B"]["bars"] == N - 201 and rows[TRUTH]["bars"] == N - 301   # the bars the baseline serves and it has
     assert rows[TRUTH]["coverage_0.9"] == pytest.approx(0.9, abs=0.02)
     assert TRUTH not in {c.model for c in section.comparisons} | {c.baseline for c in section.comparisons}
-    y, keep = r[:-1], np.arange(N - 1) >= 200
+    y, keep = r[:-1], (np.arange(N - 1) >= 200) & ~lawless[:-1]
 
     def pinball(std):
         lo, hi = -q * std[:-1][keep], q * std[:-1][keep]
@@ -145,10 +146,11 @@ def test_the_data_own_law_is_a_reference_row_with_each_model_share_of_its_margin
 def test_the_synthetic_market_carries_its_law_for_one_bar_ahead():
     df = synthetic_market(2000, seed=3)
     law = truth_law(df)
-    np.testing.assert_array_equal(law.mean[:-1], df["drift"].to_numpy()[1:])
-    np.testing.assert_array_equal(law.std[:-1], df["sigma"].to_numpy()[1:])
+    calm = ~df["anomaly"].to_numpy()[1:]                               # an anomaly's move has no law
+    assert (~calm).sum() > 3 and np.isnan(law.mean[:-1][~calm]).all() and np.isnan(law.mean[-1])
+    np.testing.assert_array_equal(law.mean[:-1][calm], df["drift"].to_numpy()[1:][calm])
+    np.testing.assert_array_equal(law.std[:-1][calm], df["sigma"].to_numpy()[1:][calm])
     y = np.log(df["close"].to_numpy()[1:] / df["close"].to_numpy()[:-1])
-    calm = ~df["anomaly"].to_numpy()[1:]
     inside = (y >= law.quantile(0.05)[:-1]) & (y <= law.quantile(0.95)[:-1])
     assert inside[calm].mean() == pytest.approx(0.9, abs=0.015)
     assert truth_law(df, horizon=2) is None and truth_law(df[["open", "high", "low", "close", "volume"]]) is None
