@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from btdensity.feeds.synthetic import SHOCK_DF
 from btdensity.labels import forward_log_returns
 from btdensity.predictive import df_from_interval, unit_t_quantile
 
@@ -89,12 +90,10 @@ def truth_law(df: pd.DataFrame, horizon: int = 1) -> Predictive | None:
     ``horizon`` 1 only (a sum of t shocks is not a t). NaN where the next bar is an anomaly (its move was not drawn
     from the law; a flash crash's recovery can even be foreseen). A reference, not a forecast: it knows the regime of
     the bar it describes, which a forecaster can only infer from past bars, so no forecast beats it but by noise."""
-    from btdensity.feeds.synthetic import SHOCK_DF
-
     if horizon != 1 or not {"drift", "sigma"} <= set(df.columns):
         return None
-    lawless = np.r_[df["anomaly"].to_numpy(dtype=bool)[1:], True] if "anomaly" in df.columns else \
-        np.r_[np.zeros(len(df) - 1, dtype=bool), True]
+    anomaly = df["anomaly"].to_numpy(dtype=bool) if "anomaly" in df.columns else np.zeros(len(df), dtype=bool)
+    lawless = np.r_[anomaly[1:], True]
     mean = np.where(lawless, np.nan, np.r_[df["drift"].to_numpy(dtype=np.float64)[1:], np.nan])
     std = np.where(lawless, np.nan, np.r_[df["sigma"].to_numpy(dtype=np.float64)[1:], np.nan])
     return Predictive(mean, std, np.where(lawless, np.nan, SHOCK_DF))
@@ -115,12 +114,11 @@ def _truth_notes(losses: dict[str, dict[str, np.ndarray]], models: Sequence[str]
         if TRUTH not in losses or base not in losses:
             continue
         for model in (m for m in models if m in losses):
-            both = {metric: np.isfinite(losses[model][metric]) & np.isfinite(losses[TRUTH][metric])
-                    for metric in ("pinball 5 % / 95 %", "CRPS")}
             figures = []
-            for metric, keep in both.items():
-                truth = _gain(np.where(keep, losses[TRUTH][metric], np.nan), losses[base][metric])
-                own = _gain(np.where(keep, losses[model][metric], np.nan), losses[base][metric])
+            for metric in ("pinball 5 % / 95 %", "CRPS"):
+                keep = np.isfinite(losses[model][metric]) & np.isfinite(losses[TRUTH][metric])
+                truth, own = (_gain(np.where(keep, losses[n][metric], np.nan), losses[base][metric])
+                              for n in (TRUTH, model))
                 figures.append(f"{metric} truth {truth:+.1%}, {model} {own:+.1%}")
             notes.append(f"The data's own law ({TRUTH}: it knows the regime of the bar it forecasts) against {base}, on "
                          "the bars whose return was drawn from it (an anomaly's was not): " + "; ".join(figures) +
@@ -158,7 +156,7 @@ def score_forecasts(lines: pd.DataFrame, close: np.ndarray, models: dict[str, fl
             half = (1.0 - lvl) / 2.0
             row[f"coverage_{lvl:g}"] = interval_coverage(y[ok], law.quantile(half)[ok], law.quantile(1 - half)[ok])
         adaptive = [column(lines, f"Adaptive{name}.{k}") for k in ("lower", "upper")]
-        if name != TRUTH and all(a is not None for a in adaptive):   # the interval re-levelled from realised outcomes
+        if all(a is not None for a in adaptive):   # the interval re-levelled from realised outcomes
             lo, hi = adaptive
             both = ok & np.isfinite(lo) & np.isfinite(hi)
             own = {**models, **baselines}[name]
